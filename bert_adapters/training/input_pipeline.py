@@ -1,0 +1,128 @@
+"""Examples -> token ids -> deterministic, resumable, distributed batches.
+
+Text is tokenized once into `[num_examples, max_seq_length]` arrays. The
+training stream is then fixed in advance as a matrix of example indices, one
+row per global step, drawn from `seed` and the epoch number: a job restarted
+at step s simply starts at row s, so a resumed run sees exactly the batches
+an uninterrupted one would.
+
+Batches are padded only to their longest sequence (rounded up to a multiple
+of `pad_multiple`): GLUE sentences are much shorter than 128 tokens, so this
+cuts the work directly. TPUs need static shapes: pad to max_seq_length there.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from bert_adapters.bert_encoder import INPUT_NAMES
+
+
+def encode(tokenizer, texts_a, texts_b=None, chunk_size=2048):
+    """Tokenizes all texts into int32 arrays `[num_examples, max_seq_length]`."""
+    parts = {name: [] for name in INPUT_NAMES}
+    for start in range(0, len(texts_a), chunk_size):
+        a = texts_a[start:start + chunk_size]
+        b = None if texts_b is None else texts_b[start:start + chunk_size]
+        out = tokenizer(a, b)
+        for name in INPUT_NAMES:
+            parts[name].append(np.asarray(out[name], dtype=np.int32))
+    if not texts_a:
+        return {n: np.zeros((0, tokenizer.max_seq_length), np.int32) for n in INPUT_NAMES}
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+
+
+def sequence_lengths(features):
+    return features["input_mask"].sum(axis=1)
+
+
+def num_train_steps(num_examples, batch_size, num_epochs, max_train_steps=None):
+    """BERT's count: int(num_examples / batch_size * num_epochs), capped."""
+    steps = int(num_examples / batch_size * num_epochs)
+    if max_train_steps:
+        steps = min(steps, max_train_steps)
+    return steps
+
+
+def train_index_matrix(num_examples, batch_size, num_steps, seed, lengths=None,
+                       group_size=50):
+    """`[num_steps, batch_size]` example indices: each epoch a fresh permutation.
+
+    Incomplete batches at the end of an epoch are dropped (as BERT's TPU input
+    function does). With `lengths`, each epoch's permutation is cut into groups
+    of `group_size` batches, each group sorted by length and cut into batches,
+    and the batch order shuffled: batches of similar lengths pad less.
+    """
+    per_epoch = num_examples // batch_size
+    if per_epoch == 0:
+        raise ValueError(f"train_batch_size={batch_size} is larger than the training set "
+                         f"({num_examples} examples)")
+    rows = []
+    epoch = 0
+    while len(rows) < num_steps:
+        rng = np.random.default_rng([seed, epoch])
+        order = rng.permutation(num_examples)[:per_epoch * batch_size]
+        if lengths is not None:
+            span = group_size * batch_size
+            groups = [order[i:i + span] for i in range(0, len(order), span)]
+            order = np.concatenate([g[np.argsort(-lengths[g], kind="stable")] for g in groups])
+            batches = order.reshape(per_epoch, batch_size)
+            batches = batches[rng.permutation(per_epoch)]
+        else:
+            batches = order.reshape(per_epoch, batch_size)
+        rows.extend(batches)
+        epoch += 1
+    return np.stack(rows[:num_steps]).astype(np.int64)
+
+
+def eval_index_matrix(num_examples, batch_size):
+    """Sequential `[num_batches, batch_size]` indices; -1 pads the last batch."""
+    num_batches = max(1, -(-num_examples // batch_size))
+    flat = np.full(num_batches * batch_size, -1, np.int64)
+    flat[:num_examples] = np.arange(num_examples)
+    return flat.reshape(num_batches, batch_size)
+
+
+def make_dataset(strategy, features, labels, index_matrix, static_shapes=False, pad_multiple=8):
+    """A distributed dataset: each row of `index_matrix` is one global batch.
+
+    Each element is `(inputs, labels, valid)` for one replica: `valid` is 0
+    for the -1 padding of evaluation batches. Rows are split into contiguous
+    per-replica slices in replica order, so `strategy.gather(..., axis=0)`
+    gives results back in example order.
+    """
+    num_replicas = strategy.num_replicas_in_sync
+    global_batch = index_matrix.shape[1]
+    if global_batch % num_replicas:
+        raise ValueError(f"batch size {global_batch} is not divisible by the "
+                         f"{num_replicas} replicas")
+    per_replica = global_batch // num_replicas
+    by_replica = index_matrix.reshape(len(index_matrix), num_replicas, per_replica)
+    feature_table = {name: tf.constant(features[name]) for name in INPUT_NAMES}
+    label_table = tf.constant(labels if labels is not None
+                              else np.zeros(len(features["input_mask"]), np.int64))
+
+    def dataset_fn(input_context):
+        # This worker's replicas, in order; each element feeds the next replica.
+        first = input_context.input_pipeline_id * (num_replicas // input_context.num_input_pipelines)
+        local = by_replica[:, first:first + num_replicas // input_context.num_input_pipelines]
+        rows = local.reshape(-1, per_replica)
+        ds = tf.data.Dataset.from_tensor_slices(rows)
+
+        def gather(indices):
+            valid = indices >= 0
+            safe = tf.where(valid, indices, tf.zeros_like(indices))
+            inputs = {n: tf.gather(t, safe) for n, t in feature_table.items()}
+            if not static_shapes:
+                longest = tf.reduce_max(tf.reduce_sum(inputs["input_mask"], axis=1))
+                width = (longest + pad_multiple - 1) // pad_multiple * pad_multiple
+                width = tf.minimum(tf.maximum(width, 1), tf.shape(inputs["input_mask"])[1])
+                inputs = {n: t[:, :width] for n, t in inputs.items()}
+            return inputs, tf.gather(label_table, safe), tf.cast(valid, tf.float32)
+
+        ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        options.deterministic = True
+        return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)

@@ -1,0 +1,89 @@
+"""Every setting of one classification run, in one frozen dataclass."""
+
+import dataclasses
+from typing import Optional, Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Settings of `training.run` (and of `run_classifier.py`'s flags).
+
+    Defaults are BERT's and the paper's: batch 32, max_seq_length 128,
+    warm-up over 10% of the steps then linear decay, BERT's AdamWeightDecay.
+    """
+
+    task_name: str
+    # --- data ---
+    data_dir: Optional[str] = None          # the task's GLUE folder (or a GLUE root)
+    tfds_data_dir: Optional[str] = None     # TFDS `glue/*` when data_dir is None
+    train_file: Optional[str] = None        # custom tasks: CSV, TSV or JSONL with a header
+    dev_file: Optional[str] = None
+    test_file: Optional[str] = None
+    text_fields: Optional[Tuple[str, ...]] = None
+    label_field: Optional[str] = None
+    labels: Optional[Tuple[str, ...]] = None  # custom label set; else from train_file
+    # --- base encoder ---
+    encoder: Optional[str] = None           # alias, TF Hub handle, checkpoint/preset/HF dir
+    init_checkpoint: Optional[str] = None   # BERT's TF1 triple
+    bert_config_file: Optional[str] = None
+    vocab_file: Optional[str] = None
+    task_dir: Optional[str] = None          # reload an earlier run's task artifact
+    # --- tuning (paper section 3) ---
+    tuning: str = "adapters"
+    num_tuned_layers: Optional[int] = None  # top_k only
+    adapter_size: Optional[int] = None      # None with tuning=adapters means 64
+    adapter_init_scale: float = 1e-2        # paper 1e-2; authors' code 1e-3
+    head_dropout: float = 0.1
+    # --- optimisation ---
+    max_seq_length: int = 128
+    train_batch_size: int = 32
+    eval_batch_size: int = 32
+    learning_rate: float = 3e-4
+    num_train_epochs: float = 3.0
+    warmup_proportion: float = 0.1
+    optimizer: str = "bert_adam"
+    weight_decay: float = 0.01
+    seed: int = 42
+    max_train_steps: Optional[int] = None   # caps a run (smoke tests)
+    # Batches of similar lengths (groups of 50 batches sorted by length): less
+    # padding, same examples per epoch. Off by default to match BERT's order.
+    group_by_length: bool = False
+    # --- what to do ---
+    do_train: bool = False
+    do_eval: bool = False
+    do_predict: bool = False
+    # --- hardware ---
+    distribution_strategy: str = "one_device"
+    tpu: Optional[str] = None
+    num_gpus: Optional[int] = None
+    mixed_precision: Optional[str] = None   # None, "bf16" or "fp16"
+    jit_compile: bool = False
+    save_checkpoints_steps: int = 500
+    log_every_steps: int = 20
+
+    def __post_init__(self):
+        if self.tuning == "adapters" and self.adapter_size is None:
+            object.__setattr__(self, "adapter_size", 64)
+
+    def to_json(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(obj) - fields)
+        if unknown:
+            raise ValueError(f"Unknown run settings {unknown}")
+        obj = dict(obj)
+        for key in ("text_fields", "labels"):
+            if obj.get(key) is not None:
+                obj[key] = tuple(obj[key])
+        return cls(**obj)
+
+    # Settings that change what training computes: a resumed run must agree.
+    TRAINING_FIELDS = (
+        "task_name", "data_dir", "tfds_data_dir", "train_file", "text_fields", "label_field",
+        "labels", "encoder", "init_checkpoint", "bert_config_file", "tuning", "num_tuned_layers",
+        "adapter_size", "adapter_init_scale", "head_dropout", "max_seq_length", "train_batch_size",
+        "learning_rate", "num_train_epochs", "warmup_proportion", "optimizer", "weight_decay",
+        "seed", "max_train_steps", "group_by_length", "mixed_precision")
