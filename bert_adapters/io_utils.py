@@ -55,3 +55,7 @@ def exists(path):
 
 def makedirs(path):
     tf.io.gfile.makedirs(path)
+
+
+def gfile_open(path, mode="r"):
+    return tf.io.gfile.GFile(path, mode)

@@ -1,0 +1,97 @@
+"""Task artifacts: only what a task trained, plus what is needed to reuse it.
+
+A task artifact is a directory holding
+  - `weights.safetensors`: the weights the task trained (adapters, every
+    LayerNorm and the head for `adapters`; the whole encoder for `full`), in
+    the package's canonical names plus `head/kernel`, `head/bias`;
+  - `task_config.json`: task, labels, tuning and adapter settings, the base
+    encoder's source and fingerprint. Written last, so a directory without it
+    is incomplete.
+Loading it onto a base whose fingerprint differs is refused: the adapters
+were trained against that base's exact weights.
+"""
+
+import numpy as np
+import safetensors.numpy
+
+from bert_adapters import io_utils
+from bert_adapters.fingerprint import base_fingerprint
+from bert_adapters.training.task_model import head_weight_map
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "task_config.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+def trained_weight_map(model, encoder):
+    """{canonical name: variable} of every trainable weight of the task model."""
+    all_weights = {**encoder.weight_map(), **head_weight_map(model)}
+    trainable = {id(v) for v in model.trainable_weights}
+    return {name: v for name, v in all_weights.items() if id(v) in trainable}
+
+
+def save_artifact(directory, model, encoder, task_config):
+    """Writes the trained weights and `task_config` (a dict) to `directory`."""
+    io_utils.makedirs(directory)
+    weights = {name: np.asarray(v.numpy(), dtype=np.float32)
+               for name, v in trained_weight_map(model, encoder).items()}
+    io_utils.write_bytes(io_utils.join(directory, WEIGHTS_FILE), safetensors.numpy.save(weights))
+    config = dict(task_config)
+    config.update({
+        "format_version": FORMAT_VERSION,
+        "base_fingerprint": base_fingerprint(encoder),
+        "trained_weights": sorted(weights),
+        "trained_params": int(sum(w.size for w in weights.values())),
+    })
+    io_utils.write_json(io_utils.join(directory, CONFIG_FILE), config)
+    return config
+
+
+def resolve_artifact_dir(directory):
+    """An artifact dir, or a run's output dir holding one in `task_artifact/`."""
+    nested = io_utils.join(directory, "task_artifact")
+    if not io_utils.exists(io_utils.join(directory, CONFIG_FILE)) and io_utils.exists(nested):
+        return nested
+    return directory
+
+
+def read_task_config(directory):
+    directory = resolve_artifact_dir(directory)
+    path = io_utils.join(directory, CONFIG_FILE)
+    if not io_utils.exists(path):
+        raise FileNotFoundError(
+            f"{path} not found: {directory} is not a complete task artifact "
+            f"(expected {CONFIG_FILE} and {WEIGHTS_FILE}, written at the end of training)")
+    config = io_utils.read_json(path)
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: format_version {config.get('format_version')!r}, "
+                         f"expected {FORMAT_VERSION}")
+    return config
+
+
+def load_artifact_weights(model, encoder, directory):
+    """Assigns an artifact's weights to `model`, refusing a different base.
+
+    Returns the artifact's task config.
+    """
+    directory = resolve_artifact_dir(directory)
+    config = read_task_config(directory)
+    fingerprint = base_fingerprint(encoder)
+    if config["base_fingerprint"] != fingerprint:
+        raise ValueError(
+            f"{io_utils.join(directory, CONFIG_FILE)} was trained on base "
+            f"{config.get('encoder_source')!r} with fingerprint {config['base_fingerprint']}, "
+            f"but the encoder given has fingerprint {fingerprint}: adapters only work on the "
+            f"exact base they were trained with")
+    path = io_utils.join(directory, WEIGHTS_FILE)
+    with io_utils.gfile_open(path, "rb") as f:
+        weights = safetensors.numpy.load(f.read())
+    targets = {**encoder.weight_map(), **head_weight_map(model)}
+    problems = [f"{n}: not in this model" for n in weights if n not in targets]
+    problems += [f"{n}: expected {tuple(targets[n].shape)}, found {weights[n].shape}"
+                 for n in weights if n in targets and tuple(targets[n].shape) != weights[n].shape]
+    if problems:
+        raise ValueError(f"{path} does not fit the task model: {problems}")
+    for name, value in weights.items():
+        targets[name].assign(value.astype(targets[name].dtype))
+    return config

@@ -1,0 +1,364 @@
+"""`run(config, output_dir)`: one classification job, top to bottom.
+
+Strategy, data, model, checkpoint, train, evaluate, predict, write. Every
+file in `output_dir` is written atomically through `tf.io.gfile` (so
+`gs://` works); `eval_results.json` and the task artifact's
+`task_config.json` are written only once their contents are complete.
+A job restarted on the same `output_dir` resumes from its last checkpoint
+and ends with the same weights as an uninterrupted one.
+"""
+
+import contextlib
+import dataclasses
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from bert_adapters import artifact, checkpoints, io_utils, metrics, submission, tuning
+from bert_adapters.fingerprint import base_fingerprint
+from bert_adapters.tokenization import BertTokenizer
+from bert_adapters.training import data_sources, input_pipeline
+from bert_adapters.training.distribution import get_strategy, needs_static_shapes
+from bert_adapters.training.optimization import create_optimizer
+from bert_adapters.training.run_config import RunConfig
+from bert_adapters.training.task_model import build_task_model
+
+RUN_CONFIG_FILE = "run_config.json"
+PARAMS_FILE = "params.json"
+EVAL_RESULTS_FILE = "eval_results.json"
+ARTIFACT_DIR = "task_artifact"
+CHECKPOINT_DIR = "checkpoints"
+PRECISION_POLICIES = {None: "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+class RunError(ValueError):
+    """A problem with the run's settings or inputs, explained for the user."""
+
+
+def run(config: RunConfig, output_dir: str, step_callback=None, strategy=None):
+    """Trains, evaluates and/or predicts as `config` says; returns eval results.
+
+    Args:
+        config: RunConfig.
+        output_dir: where every output goes (local or `gs://`).
+        step_callback: optional `fn(global_step)` called after every training
+            step (tests use it to interrupt a run).
+        strategy: a `tf.distribute.Strategy` to use instead of
+            `config.distribution_strategy` (tests, notebooks).
+    """
+    _check_config(config)
+    with _precision_policy(config.mixed_precision):
+        return _run(config, output_dir, step_callback, strategy)
+
+
+def _run(config, output_dir, step_callback, strategy):
+    io_utils.makedirs(output_dir)
+    artifact_config = artifact.read_task_config(config.task_dir) if config.task_dir else None
+    config = _merge_artifact_settings(config, artifact_config)
+
+    # === Strategy ===
+    keras.utils.set_random_seed(config.seed)
+    strategy = strategy or get_strategy(config.distribution_strategy, config.tpu, config.num_gpus)
+    static_shapes = needs_static_shapes(strategy)
+
+    # === Data ===
+    task = data_sources.resolve_task(config, artifact_config)
+    splits = data_sources.load_splits(task, config)
+
+    # === Model ===
+    with strategy.scope():
+        encoder_source = config.encoder or artifact_config and artifact_config["encoder_source"]
+        encoder = checkpoints.load_encoder(
+            encoder_source, adapter_size=config.adapter_size,
+            adapter_init_scale=config.adapter_init_scale, init_checkpoint=config.init_checkpoint,
+            bert_config_file=config.bert_config_file, vocab_file=config.vocab_file)
+        if config.max_seq_length > encoder.config.max_sequence_length:
+            raise RunError(
+                f"--max_seq_length={config.max_seq_length} exceeds the encoder's "
+                f"{encoder.config.max_sequence_length} position embeddings")
+        tuning.apply_tuning(encoder, config.tuning, config.num_tuned_layers)
+        num_outputs = 1 if task.label_names is None else len(task.label_names)
+        model = build_task_model(encoder, num_outputs, config.head_dropout)
+        if config.task_dir:
+            artifact.load_artifact_weights(model, encoder, config.task_dir)
+    vocab_file, lower_case = checkpoints.locate_vocab(
+        encoder_source, vocab_file=config.vocab_file, init_checkpoint=config.init_checkpoint)
+    tokenizer = BertTokenizer(vocab_file, lower_case=lower_case,
+                              max_seq_length=config.max_seq_length)
+    fingerprint = base_fingerprint(encoder)
+    _write_run_config(output_dir, config, encoder, fingerprint, task)
+    report = tuning.parameter_report(model, encoder)
+    io_utils.write_json(io_utils.join(output_dir, PARAMS_FILE), report)
+    logging.info("Parameters: %s", report)
+    features = {name: input_pipeline.encode(tokenizer, ex.texts_a, ex.texts_b)
+                for name, ex in splits.items()}
+
+    results = {}
+    loss_fn = _loss_fn(task)
+    # === Train ===
+    if config.do_train:
+        _train(config, output_dir, strategy, model, encoder, task, splits, features, loss_fn,
+               static_shapes, step_callback)
+        artifact.save_artifact(io_utils.join(output_dir, ARTIFACT_DIR), model, encoder, {
+            "task": task.name, "label_names": task.label_names,
+            "submission_labels": task.submission_labels, "tuning": config.tuning,
+            "num_tuned_layers": config.num_tuned_layers, "adapter_size": config.adapter_size,
+            "adapter_init_scale": config.adapter_init_scale, "encoder_source": encoder_source,
+            "max_seq_length": config.max_seq_length, "num_outputs": num_outputs,
+            "head_dropout": config.head_dropout})
+
+    # === Evaluate ===
+    if config.do_eval:
+        results = _evaluate(config, output_dir, strategy, model, task, splits, features,
+                            static_shapes)
+
+    # === Predict ===
+    if config.do_predict:
+        for split, file_name in data_sources.prediction_files(task, splits).items():
+            logits = _predict(strategy, model, features[split], config.eval_batch_size,
+                              static_shapes)
+            submission.write_submission(
+                io_utils.join(output_dir, file_name), data_sources.task_of_split(task, split),
+                data_sources.split_name(split), splits[split].indices,
+                _to_predictions(task, logits))
+            logging.info("Wrote %s (%d rows)", file_name, len(logits))
+    return results
+
+
+# === Settings ===
+def _check_config(config):
+    if not (config.do_train or config.do_eval or config.do_predict):
+        raise RunError("At least one of --do_train, --do_eval or --do_predict must be set")
+    if not (config.encoder or config.init_checkpoint or config.task_dir):
+        raise RunError("Give the base encoder: --encoder (e.g. minilm_l6, a TF Hub handle or a "
+                       "checkpoint directory) or --init_checkpoint with --bert_config_file")
+    if (config.do_eval or config.do_predict) and not config.do_train and not config.task_dir:
+        raise RunError("--do_eval/--do_predict without --do_train needs --task_dir, the output "
+                       "directory (or its task_artifact) of an earlier training run")
+    if config.mixed_precision not in PRECISION_POLICIES:
+        raise RunError(f"--mixed_precision={config.mixed_precision!r}: expected bf16 or fp16")
+    for field in ("max_seq_length", "train_batch_size", "eval_batch_size"):
+        if getattr(config, field) < 1:
+            raise RunError(f"--{field} must be positive, got {getattr(config, field)}")
+    if config.learning_rate <= 0 or config.num_train_epochs <= 0:
+        raise RunError("--learning_rate and --num_train_epochs must be positive")
+    if not config.task_dir:
+        tuning.check_tuning(config.tuning, config.adapter_size, 10**6, config.num_tuned_layers)
+
+
+def _merge_artifact_settings(config, artifact_config):
+    """With --task_dir, the model's shape comes from the artifact."""
+    if artifact_config is None:
+        return config
+    return dataclasses.replace(
+        config, tuning=artifact_config["tuning"],
+        num_tuned_layers=artifact_config["num_tuned_layers"],
+        adapter_size=artifact_config["adapter_size"],
+        adapter_init_scale=artifact_config["adapter_init_scale"])
+
+
+def _write_run_config(output_dir, config, encoder, fingerprint, task):
+    """Writes run_config.json; a resumed run must not change training settings."""
+    path = io_utils.join(output_dir, RUN_CONFIG_FILE)
+    record = {"settings": config.to_json(), "encoder_source": getattr(encoder, "source", None),
+              "base_fingerprint": fingerprint, "task": task.name,
+              "label_names": task.label_names, "encoder_config": encoder.config.architecture()}
+    if io_utils.exists(path) and config.do_train:
+        old = io_utils.read_json(path)
+        changed = [f"{f}: {old['settings'].get(f)!r} -> {record['settings'].get(f)!r}"
+                   for f in RunConfig.TRAINING_FIELDS
+                   if _jsonable(old["settings"].get(f)) != _jsonable(record["settings"].get(f))]
+        if old.get("base_fingerprint") != fingerprint:
+            changed.append("base encoder weights (fingerprint)")
+        if changed:
+            raise RunError(f"{path} records a run with other settings ({'; '.join(changed)}); "
+                           f"use a new --output_dir or delete the old one")
+    io_utils.write_json(path, record)
+
+
+def _jsonable(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+@contextlib.contextmanager
+def _precision_policy(name):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(PRECISION_POLICIES[name])
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+# === Training ===
+def _loss_fn(task):
+    """Per-example loss: squared error (regression) or softmax cross-entropy."""
+    if task.label_names is None:
+        return lambda labels, out: tf.square(out[:, 0] - tf.cast(labels, tf.float32))
+    return lambda labels, out: tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int64), logits=out)
+
+
+def _train(config, output_dir, strategy, model, encoder, task, splits, features, loss_fn,
+           static_shapes, step_callback):
+    train = splits[task.train_split]
+    num_examples = train.num_examples
+    total_steps = input_pipeline.num_train_steps(
+        num_examples, config.train_batch_size, config.num_train_epochs, config.max_train_steps)
+    if total_steps < 1:
+        raise RunError(f"{num_examples} training examples give no full batch of "
+                       f"{config.train_batch_size}")
+    # The learning-rate schedule spans the uncapped run, as BERT, unless capped.
+    schedule_steps = total_steps
+    with strategy.scope():
+        optimizer = create_optimizer(
+            config.optimizer, config.learning_rate, schedule_steps, config.warmup_proportion,
+            config.weight_decay, gradients_reduced_by_caller=True)
+        if config.mixed_precision == "fp16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        trainable = model.trainable_variables
+        optimizer.build(trainable)
+        global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    seed_states = [v for v in model.variables if "seed_generator_state" in v.path]
+    checkpoint = tf.train.Checkpoint(
+        step=global_step, optimizer=optimizer, rng=seed_states,
+        trained={name.replace("/", "."): v
+                 for name, v in artifact.trained_weight_map(model, encoder).items()})
+    manager = tf.train.CheckpointManager(
+        checkpoint, io_utils.join(output_dir, CHECKPOINT_DIR), max_to_keep=2)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(global_step))
+    start = int(global_step)
+    if start >= total_steps:
+        logging.info("Training already finished (%d steps)", start)
+        return
+
+    lengths = input_pipeline.sequence_lengths(features[task.train_split])
+    rows = input_pipeline.train_index_matrix(
+        num_examples, config.train_batch_size, total_steps, config.seed,
+        lengths=lengths if config.group_by_length else None)
+    labels = train.labels
+    dataset = input_pipeline.make_dataset(
+        strategy, features[task.train_split], labels, rows[start:], static_shapes)
+    iterator = iter(dataset)
+    fp16 = config.mixed_precision == "fp16"
+
+    def compute_grads(inputs, labels):
+        with tf.GradientTape() as tape:
+            out = tf.cast(model(inputs, training=True), tf.float32)
+            loss = tf.reduce_sum(loss_fn(labels, out)) / config.train_batch_size
+            scaled = optimizer.scale_loss(loss) if fp16 else loss
+        grads = tape.gradient(scaled, trainable)
+        # Embedding gradients arrive as IndexedSlices: densify for clipping.
+        return loss, [tf.convert_to_tensor(g) for g in grads]
+
+    if config.jit_compile:
+        compute_grads = tf.function(compute_grads, jit_compile=True)
+
+    def replica_step(inputs, labels, valid):
+        loss, grads = compute_grads(inputs, labels)
+        context = tf.distribute.get_replica_context()
+        if context.num_replicas_in_sync > 1:
+            # Sum over replicas before the optimiser clips the global norm.
+            grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        optimizer.apply_gradients(zip(grads, trainable))
+        return loss
+
+    @tf.function
+    def train_step(iterator):
+        loss = strategy.run(replica_step, args=next(iterator))
+        global_step.assign_add(1)
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+
+    writer = tf.summary.create_file_writer(io_utils.join(output_dir, "logs", "train"))
+    progress = keras.utils.Progbar(total_steps, stateful_metrics=["loss", "lr"],
+                                   interval=5.0)
+    inner = optimizer.inner_optimizer if fp16 else optimizer
+    started, window_loss, window = time.time(), 0.0, 0
+    for step in range(start + 1, total_steps + 1):
+        loss = float(train_step(iterator))
+        window_loss, window = window_loss + loss, window + 1
+        if step % config.log_every_steps == 0 or step == total_steps:
+            lr = float(inner.learning_rate)
+            with writer.as_default(step=step):
+                tf.summary.scalar("loss", window_loss / window)
+                tf.summary.scalar("learning_rate", lr)
+            progress.update(step, [("loss", window_loss / window), ("lr", lr)])
+            window_loss, window = 0.0, 0
+        if step % config.save_checkpoints_steps == 0 or step == total_steps:
+            manager.save(checkpoint_number=step)
+        if step_callback is not None:
+            step_callback(step)
+    writer.flush()
+    elapsed = time.time() - started
+    logging.info("Trained %d steps in %.1f s (%.1f examples/s)", total_steps - start, elapsed,
+                 (total_steps - start) * config.train_batch_size / max(elapsed, 1e-9))
+
+
+# === Evaluation and prediction ===
+def _predict(strategy, model, features, batch_size, static_shapes):
+    """Float32 model outputs `[num_examples, num_outputs]`, in example order."""
+    num_examples = len(features["input_mask"])
+    rows = input_pipeline.eval_index_matrix(num_examples, batch_size)
+    iterator = iter(input_pipeline.make_dataset(strategy, features, None, rows, static_shapes))
+
+    @tf.function
+    def predict_step(iterator):
+        inputs, _, _ = next(iterator)
+        out = strategy.run(lambda x: tf.cast(model(x, training=False), tf.float32),
+                           args=(inputs,))
+        return strategy.gather(out, axis=0)
+
+    outputs = [predict_step(iterator).numpy() for _ in range(len(rows))]
+    return np.concatenate(outputs)[:num_examples]
+
+
+def _to_predictions(task, outputs):
+    if task.label_names is None:
+        return outputs[:, 0]
+    return outputs.argmax(axis=-1)
+
+
+def _eval_loss(task, outputs, labels):
+    if task.label_names is None:
+        return float(np.mean((outputs[:, 0] - labels) ** 2))
+    shifted = outputs - outputs.max(axis=-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return float(-np.mean(log_probs[np.arange(len(labels)), labels]))
+
+
+def _evaluate(config, output_dir, strategy, model, task, splits, features, static_shapes):
+    results = {}
+    step = _trained_steps(output_dir)
+    writer = tf.summary.create_file_writer(io_utils.join(output_dir, "logs", "eval"))
+    for i, split in enumerate(task.eval_splits):
+        outputs = _predict(strategy, model, features[split], config.eval_batch_size,
+                           static_shapes)
+        labels = splits[split].labels
+        values = metrics.compute_metrics(task, labels, _to_predictions(task, outputs))
+        values["eval_loss"] = _eval_loss(task, outputs, labels)
+        # The primary split's metrics are unprefixed; others carry the split.
+        prefix = "" if i == 0 else f"{split}_"
+        results.update({prefix + k: v for k, v in values.items()})
+        with writer.as_default(step=step):
+            for k, v in values.items():
+                tf.summary.scalar(prefix + k, v)
+    results["global_step"] = step
+    results["num_eval_examples"] = splits[task.eval_splits[0]].num_examples
+    io_utils.write_json(io_utils.join(output_dir, EVAL_RESULTS_FILE), results)
+    # BERT's run_classifier.py format: `key = value`, sorted.
+    io_utils.write_text(io_utils.join(output_dir, "eval_results.txt"),
+                        "".join(f"{k} = {results[k]}\n" for k in sorted(results)))
+    logging.info("Eval results: %s", results)
+    return results
+
+
+def _trained_steps(output_dir):
+    latest = tf.train.latest_checkpoint(io_utils.join(output_dir, CHECKPOINT_DIR))
+    if not latest:
+        return 0
+    return int(tf.train.load_checkpoint(latest).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
