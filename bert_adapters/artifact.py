@@ -30,8 +30,12 @@ def trained_weight_map(model, encoder):
     return {name: v for name, v in all_weights.items() if id(v) in trainable}
 
 
-def save_artifact(directory, model, encoder, task_config):
-    """Writes the trained weights and `task_config` (a dict) to `directory`."""
+def save_artifact(directory, model, encoder, task_config, fingerprint):
+    """Writes the trained weights and `task_config` (a dict) to `directory`.
+
+    `fingerprint` is the base's `base_fingerprint` taken before training:
+    training changes the LayerNorms, which belong to the base.
+    """
     io_utils.makedirs(directory)
     weights = {name: np.asarray(v.numpy(), dtype=np.float32)
                for name, v in trained_weight_map(model, encoder).items()}
@@ -39,7 +43,7 @@ def save_artifact(directory, model, encoder, task_config):
     config = dict(task_config)
     config.update({
         "format_version": FORMAT_VERSION,
-        "base_fingerprint": base_fingerprint(encoder),
+        "base_fingerprint": fingerprint,
         "trained_weights": sorted(weights),
         "trained_params": int(sum(w.size for w in weights.values())),
     })

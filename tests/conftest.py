@@ -5,6 +5,16 @@ import pathlib
 
 import numpy as np
 import pytest
+import tensorflow as tf
+
+# Two logical CPU devices, so MirroredStrategy can be tested without GPUs.
+# This must run before TensorFlow initialises its devices.
+try:
+    _cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        _cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+except RuntimeError:  # Devices already initialised (e.g. imported elsewhere first).
+    pass
 
 from bert_adapters.bert_encoder import BertConfig
 

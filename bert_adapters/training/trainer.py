@@ -108,7 +108,7 @@ def _run(config, output_dir, step_callback, strategy):
             "num_tuned_layers": config.num_tuned_layers, "adapter_size": config.adapter_size,
             "adapter_init_scale": config.adapter_init_scale, "encoder_source": encoder_source,
             "max_seq_length": config.max_seq_length, "num_outputs": num_outputs,
-            "head_dropout": config.head_dropout})
+            "head_dropout": config.head_dropout}, fingerprint)
 
     # === Evaluate ===
     if config.do_eval:
@@ -231,8 +231,9 @@ def _train(config, output_dir, strategy, model, encoder, task, splits, features,
         checkpoint, io_utils.join(output_dir, CHECKPOINT_DIR), max_to_keep=2)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(global_step))
-    start = int(global_step)
+        logging.info("Resumed from %s at step %d", manager.latest_checkpoint,
+                     int(global_step.numpy()))
+    start = int(global_step.numpy())
     if start >= total_steps:
         logging.info("Training already finished (%d steps)", start)
         return
@@ -305,16 +306,28 @@ def _predict(strategy, model, features, batch_size, static_shapes):
     num_examples = len(features["input_mask"])
     rows = input_pipeline.eval_index_matrix(num_examples, batch_size)
     iterator = iter(input_pipeline.make_dataset(strategy, features, None, rows, static_shapes))
-
-    @tf.function
-    def predict_step(iterator):
-        inputs, _, _ = next(iterator)
-        out = strategy.run(lambda x: tf.cast(model(x, training=False), tf.float32),
-                           args=(inputs,))
-        return strategy.gather(out, axis=0)
-
+    predict_step = _predict_step(strategy, model)
     outputs = [predict_step(iterator).numpy() for _ in range(len(rows))]
     return np.concatenate(outputs)[:num_examples]
+
+
+def _predict_step(strategy, model):
+    """One tf.function per (strategy, model): no re-tracing across splits."""
+    key = (id(strategy), id(model))
+    if key not in _PREDICT_STEPS:
+        @tf.function
+        def predict_step(iterator):
+            inputs, _, _ = next(iterator)
+            out = strategy.run(lambda x: tf.cast(model(x, training=False), tf.float32),
+                               args=(inputs,))
+            return strategy.gather(out, axis=0)
+
+        _PREDICT_STEPS.clear()  # Keep only the current run's model alive.
+        _PREDICT_STEPS[key] = predict_step
+    return _PREDICT_STEPS[key]
+
+
+_PREDICT_STEPS = {}
 
 
 def _to_predictions(task, outputs):

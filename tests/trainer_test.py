@@ -1,0 +1,198 @@
+"""The trainer end to end on a tiny encoder and generated RTE-layout data."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import safetensors.numpy
+import tensorflow as tf
+
+from bert_adapters import submission
+from bert_adapters.data import get_task, load_split
+from bert_adapters.training import trainer
+from bert_adapters.training.run_config import RunConfig
+from checkpoint_writers import VOCAB, write_tiny_hf_encoder
+from conftest import require_data, tiny_config
+
+
+def _write_rte(directory, sizes=(48, 20, 12), seed=0):
+    """RTE's layout: index, sentence1, sentence2, label (test: no label)."""
+    rng = np.random.default_rng(seed)
+    words = VOCAB[5:]
+    os.makedirs(directory, exist_ok=True)
+    for split, n in zip(("train", "dev", "test"), sizes):
+        rows = ["index\tsentence1\tsentence2" + ("" if split == "test" else "\tlabel")]
+        for i in range(n):
+            a = " ".join(rng.choice(words, rng.integers(3, 20)))
+            b = " ".join(rng.choice(words, rng.integers(2, 10)))
+            label = "entailment" if len(a) % 2 else "not_entailment"
+            rows.append(f"{i}\t{a}\t{b}" + ("" if split == "test" else f"\t{label}"))
+        with open(os.path.join(directory, f"{split}.tsv"), "w") as f:
+            f.write("\n".join(rows) + "\n")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    encoder = write_tiny_hf_encoder(str(root / "encoder"), tiny_config(max_sequence_length=64))
+    no_dropout = write_tiny_hf_encoder(str(root / "encoder_nodrop"),
+                                       tiny_config(max_sequence_length=64))
+    with open(os.path.join(no_dropout, "config.json")) as f:
+        config = json.load(f)
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    with open(os.path.join(no_dropout, "config.json"), "w") as f:
+        json.dump(config, f)
+    return {"encoder": encoder, "no_dropout": no_dropout,
+            "data": _write_rte(str(root / "RTE"))}
+
+
+def _config(tiny, **overrides):
+    fields = dict(task_name="rte", data_dir=tiny["data"], encoder=tiny["encoder"],
+                  adapter_size=4, adapter_init_scale=0.1, max_seq_length=32, train_batch_size=8,
+                  eval_batch_size=8, learning_rate=1e-2, num_train_epochs=1.0,
+                  do_train=True, save_checkpoints_steps=2, log_every_steps=2)
+    fields.update(overrides)
+    return RunConfig(**fields)
+
+
+def _weights(output_dir):
+    with open(os.path.join(output_dir, "task_artifact", "weights.safetensors"), "rb") as f:
+        return safetensors.numpy.load(f.read())
+
+
+def _assert_same_weights(a, b, **tolerance):
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], err_msg=name, **tolerance)
+
+
+def test_outputs_of_a_full_run(tiny, tmp_path):
+    out = str(tmp_path / "run")
+    results = trainer.run(_config(tiny, do_eval=True, do_predict=True), out)
+    files = set(os.listdir(out))
+    assert {"run_config.json", "params.json", "eval_results.json", "eval_results.txt",
+            "RTE.tsv", "task_artifact", "checkpoints", "logs"} <= files
+    assert not [f for f in files if ".tmp-" in f]
+    with open(os.path.join(out, "eval_results.json")) as f:
+        assert json.load(f) == pytest.approx(results)
+    assert set(results) == {"accuracy", "eval_loss", "global_step", "num_eval_examples"}
+    assert results["global_step"] == 48 // 8 and results["num_eval_examples"] == 20
+    with open(os.path.join(out, "params.json")) as f:
+        params = json.load(f)
+    assert params["trained_params"] < params["total_params"]
+    task = get_task("rte")
+    test = load_split(task, "test", tiny["data"])
+    assert submission.validate_submission(os.path.join(out, "RTE.tsv"), task, "test",
+                                          test.indices) == 12
+    with open(os.path.join(out, "run_config.json")) as f:
+        record = json.load(f)
+    assert record["settings"]["adapter_size"] == 4
+    assert record["base_fingerprint"].startswith("sha256:")
+
+
+def test_task_dir_reloads_the_artifact_and_refuses_another_base(tiny, tmp_path):
+    out = str(tmp_path / "run")
+    trained = trainer.run(_config(tiny, do_eval=True), out)
+    again = trainer.run(_config(tiny, do_train=False, do_eval=True, task_dir=out, adapter_size=None,
+                                tuning="adapters"), str(tmp_path / "eval"))
+    for key in ("accuracy", "eval_loss"):
+        assert again[key] == pytest.approx(trained[key], abs=1e-6)
+    other = write_tiny_hf_encoder(str(tmp_path / "other"), tiny_config(max_sequence_length=64),
+                                  seed=7)
+    with pytest.raises(ValueError, match="fingerprint"):
+        trainer.run(_config(tiny, do_train=False, do_eval=True, task_dir=out, encoder=other),
+                    str(tmp_path / "refused"))
+
+
+def test_same_seed_same_result_and_interrupted_run_resumes_identically(tiny, tmp_path):
+    # Dropout on: the resumed run must also restore the dropout RNG state.
+    config = _config(tiny, num_train_epochs=2.0)   # 12 steps, checkpoints every 2
+    trainer.run(config, str(tmp_path / "a"))
+    trainer.run(config, str(tmp_path / "b"))
+    _assert_same_weights(_weights(tmp_path / "a"), _weights(tmp_path / "b"), rtol=0, atol=0)
+
+    class Interrupt(Exception):
+        pass
+
+    def interrupt(step):
+        if step == 7:
+            raise Interrupt()
+
+    with pytest.raises(Interrupt):
+        trainer.run(config, str(tmp_path / "c"), step_callback=interrupt)
+    assert not os.path.exists(tmp_path / "c" / "task_artifact")
+    trainer.run(config, str(tmp_path / "c"))   # resumes from step 6
+    _assert_same_weights(_weights(tmp_path / "a"), _weights(tmp_path / "c"), rtol=1e-6, atol=1e-7)
+
+    trainer.run(_config(tiny, num_train_epochs=2.0, seed=1), str(tmp_path / "d"))
+    assert not np.allclose(_weights(tmp_path / "a")["head/kernel"],
+                           _weights(tmp_path / "d")["head/kernel"])
+
+
+def test_mirrored_on_two_cpus_matches_one_device(tiny, tmp_path):
+    cpus = tf.config.list_logical_devices("CPU")
+    if len(cpus) < 2:
+        pytest.skip("needs two logical CPU devices (set in conftest before TF starts)")
+    config = _config(tiny, encoder=tiny["no_dropout"], head_dropout=0.0, do_eval=True,
+                     max_train_steps=4)
+    one = trainer.run(config, str(tmp_path / "one"),
+                      strategy=tf.distribute.OneDeviceStrategy(cpus[0].name))
+    two = trainer.run(config, str(tmp_path / "two"),
+                      strategy=tf.distribute.MirroredStrategy([d.name for d in cpus[:2]]))
+    assert two["eval_loss"] == pytest.approx(one["eval_loss"], rel=1e-5)
+    _assert_same_weights(_weights(tmp_path / "one"), _weights(tmp_path / "two"),
+                         rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("tuning,kwargs", [("full", {}), ("top_k", dict(num_tuned_layers=1)),
+                                           ("layer_norm", {})])
+def test_other_tuning_modes_store_what_they_train(tiny, tmp_path, tuning, kwargs):
+    out = str(tmp_path / tuning)
+    trainer.run(_config(tiny, tuning=tuning, adapter_size=None, max_train_steps=2, **kwargs), out)
+    names = set(_weights(out))
+    assert {"head/kernel", "head/bias"} <= names
+    if tuning == "full":
+        assert "embeddings/word_embeddings" in names
+    elif tuning == "top_k":
+        assert {n.split("/")[0] for n in names} == {"layer_1", "pooler", "head"}
+    else:
+        assert all("layer_norm" in n or n.startswith("head/") for n in names)
+
+
+def test_changed_settings_on_the_same_output_dir_are_refused(tiny, tmp_path):
+    out = str(tmp_path / "run")
+    trainer.run(_config(tiny, max_train_steps=2), out)
+    with pytest.raises(ValueError, match="learning_rate"):
+        trainer.run(_config(tiny, max_train_steps=2, learning_rate=0.5), out)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(task_name="nope"), "unknown task"),
+    (dict(max_seq_length=65), "exceeds the encoder's 64 position"),
+    (dict(do_train=False), "--task_dir"),
+    (dict(tuning="top_k", adapter_size=None), "num_tuned_layers"),
+    (dict(data_dir="missing_folder"), "missing_folder"),
+])
+def test_bad_settings_fail_clearly_and_write_no_results(tiny, tmp_path, overrides, message):
+    out = tmp_path / "run"
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        trainer.run(_config(tiny, do_eval=True, **overrides), str(out))
+    assert not (out / "eval_results.json").exists()
+
+
+@pytest.mark.slow
+def test_end_to_end_rte_with_the_embedded_encoder(tmp_path):
+    data = require_data("glue", "RTE")
+    out = str(tmp_path / "rte")
+    config = RunConfig(task_name="RTE", data_dir=str(data), encoder="minilm_l6", adapter_size=8,
+                       max_seq_length=64, train_batch_size=16, max_train_steps=3,
+                       learning_rate=1e-3, do_train=True, do_eval=True)
+    results = trainer.run(config, out)
+    assert results["global_step"] == 3 and results["num_eval_examples"] == 277
+    assert 0.0 <= results["accuracy"] <= 1.0
+    with open(os.path.join(out, "params.json")) as f:
+        params = json.load(f)
+    # 6 layers x 2 adapters x (2*8*384 + 384 + 8) + 13 LayerNorms + 2-way head.
+    assert params["trained_params"] == 12 * (2 * 8 * 384 + 384 + 8) + 13 * 2 * 384 + 384 * 2 + 2
