@@ -76,7 +76,8 @@ class SelfAttention(keras.layers.Layer):
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
         scores = ops.cast(scores, "float32")
         if attention_bias is not None:
-            scores = scores + attention_bias
+            # Keras casts float call arguments to the compute dtype; add in float32.
+            scores = scores + ops.cast(attention_bias, "float32")
         probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
         probs = self.dropout(probs, training=training)
         context = ops.matmul(probs, v)  # [batch, heads, seq, head_dim]

@@ -196,3 +196,73 @@ def test_end_to_end_rte_with_the_embedded_encoder(tmp_path):
         params = json.load(f)
     # 6 layers x 2 adapters x (2*8*384 + 384 + 8) + 13 LayerNorms + 2-way head.
     assert params["trained_params"] == 12 * (2 * 8 * 384 + 384 + 8) + 13 * 2 * 384 + 384 * 2 + 2
+
+
+def test_custom_task_from_csv_files(tiny, tmp_path):
+    rng = np.random.default_rng(1)
+    words = VOCAB[5:]
+    labels = ["sports", "politics", "science"]
+
+    def write(name, n, with_labels=True):
+        lines = ["id,title,body,label,extra"]
+        for i in range(n):
+            body = " ".join(rng.choice(words, 12))
+            label = labels[i % 3] if with_labels else ""
+            lines.append(f'{i},"w1, w2","{body}\n{body}",{label},junk')
+        path = tmp_path / name
+        path.write_text("\n".join(lines) + "\n")
+        return str(path)
+
+    config = _config(tiny, task_name="custom", data_dir=None, train_file=write("train.csv", 24),
+                     dev_file=write("dev.csv", 9), test_file=write("test.csv", 5, False),
+                     text_fields=("title", "body"), label_field="label",
+                     do_eval=True, do_predict=True)
+    results = trainer.run(config, str(tmp_path / "out"))
+    assert {"accuracy", "macro_f1"} <= set(results)
+    with open(tmp_path / "out" / "test_predictions.tsv") as f:
+        rows = f.read().splitlines()
+    assert rows[0] == "index\tprediction" and len(rows) == 6
+    assert {r.split("\t")[1] for r in rows[1:]} <= set(labels)
+    with open(tmp_path / "out" / "task_artifact" / "task_config.json") as f:
+        assert json.load(f)["label_names"] == sorted(labels)
+
+
+def test_tfds_path_without_data_dir(tiny, tmp_path):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=24):
+        results = trainer.run(_config(tiny, data_dir=None, do_eval=True, max_train_steps=2),
+                              str(tmp_path / "out"))
+    assert results["num_eval_examples"] == 24
+
+
+def test_offline_tfds_without_data_dir_says_how_to_pass_files(tiny, tmp_path):
+    with pytest.raises(FileNotFoundError, match="--data_dir"):
+        trainer.run(_config(tiny, data_dir=None, tfds_data_dir=str(tmp_path / "empty")),
+                    str(tmp_path / "out"))
+
+
+def test_bf16_mixed_precision_trains_and_restores_the_policy(tiny, tmp_path):
+    import keras
+
+    results = trainer.run(_config(tiny, mixed_precision="bf16", do_eval=True, max_train_steps=2),
+                          str(tmp_path / "out"))
+    assert np.isfinite(results["eval_loss"])
+    assert keras.config.dtype_policy().name == "float32"
+    weights = _weights(tmp_path / "out")
+    assert all(w.dtype == np.float32 for w in weights.values())
+
+
+def test_command_line_exit_code_and_message(tiny, tmp_path):
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "cli"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(repo, "run_classifier.py"), "--task_name=XNLI",
+         f"--data_dir={tiny['data']}", f"--encoder={tiny['encoder']}", "--do_train",
+         f"--output_dir={out}"], capture_output=True, text=True, cwd=repo)
+    assert proc.returncode == 2
+    assert "unknown task 'XNLI'" in proc.stderr
+    assert not (out / "eval_results.json").exists()
