@@ -97,7 +97,7 @@ def _run(config, output_dir, step_callback, strategy):
                 for name, ex in splits.items()}
 
     results = {}
-    loss_fn = _loss_fn(task)
+    loss_fn = loss_fn_for(task)
     # === Train ===
     if config.do_train:
         _train(config, output_dir, strategy, model, encoder, task, splits, features, loss_fn,
@@ -194,7 +194,7 @@ def _precision_policy(name):
 
 
 # === Training ===
-def _loss_fn(task):
+def loss_fn_for(task):
     """Per-example loss: squared error (regression) or softmax cross-entropy."""
     if task.label_names is None:
         return lambda labels, out: tf.square(out[:, 0] - tf.cast(labels, tf.float32))
@@ -247,33 +247,8 @@ def _train(config, output_dir, strategy, model, encoder, task, splits, features,
         strategy, features[task.train_split], labels, rows[start:], static_shapes)
     iterator = iter(dataset)
     fp16 = config.mixed_precision == "fp16"
-
-    def compute_grads(inputs, labels):
-        with tf.GradientTape() as tape:
-            out = tf.cast(model(inputs, training=True), tf.float32)
-            loss = tf.reduce_sum(loss_fn(labels, out)) / config.train_batch_size
-            scaled = optimizer.scale_loss(loss) if fp16 else loss
-        grads = tape.gradient(scaled, trainable)
-        # Embedding gradients arrive as IndexedSlices: densify for clipping.
-        return loss, [tf.convert_to_tensor(g) for g in grads]
-
-    if config.jit_compile:
-        compute_grads = tf.function(compute_grads, jit_compile=True)
-
-    def replica_step(inputs, labels, valid):
-        loss, grads = compute_grads(inputs, labels)
-        context = tf.distribute.get_replica_context()
-        if context.num_replicas_in_sync > 1:
-            # Sum over replicas before the optimiser clips the global norm.
-            grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        optimizer.apply_gradients(zip(grads, trainable))
-        return loss
-
-    @tf.function
-    def train_step(iterator):
-        loss = strategy.run(replica_step, args=next(iterator))
-        global_step.assign_add(1)
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+    train_step = make_train_step(strategy, model, optimizer, loss_fn, config.train_batch_size,
+                                 global_step, config.jit_compile)
 
     writer = tf.summary.create_file_writer(io_utils.join(output_dir, "logs", "train"))
     progress = keras.utils.Progbar(total_steps, stateful_metrics=["loss", "lr"],
@@ -298,6 +273,50 @@ def _train(config, output_dir, strategy, model, encoder, task, splits, features,
     elapsed = time.time() - started
     logging.info("Trained %d steps in %.1f s (%.1f examples/s)", total_steps - start, elapsed,
                  (total_steps - start) * config.train_batch_size / max(elapsed, 1e-9))
+
+
+def make_train_step(strategy, model, optimizer, loss_fn, global_batch_size, global_step,
+                    jit_compile=False):
+    """A tf.function `train_step(iterator) -> mean loss` over the strategy's replicas.
+
+    Each replica's loss is summed over its examples and divided by the global
+    batch size, gradients are summed across replicas before the optimiser
+    clips their global norm (see optimization._ReducedGradientsMixin), and
+    `global_step` is incremented. `jit_compile` XLA-compiles the forward and
+    backward pass (not the cross-replica update).
+    """
+    trainable = model.trainable_variables
+    scale_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    def compute_grads(inputs, labels):
+        with tf.GradientTape() as tape:
+            out = tf.cast(model(inputs, training=True), tf.float32)
+            loss = tf.reduce_sum(loss_fn(labels, out)) / global_batch_size
+            scaled = optimizer.scale_loss(loss) if scale_loss else loss
+        grads = tape.gradient(scaled, trainable)
+        # Embedding gradients arrive as IndexedSlices: densify for clipping.
+        return loss, [tf.convert_to_tensor(g) for g in grads]
+
+    if jit_compile:
+        compute_grads = tf.function(compute_grads, jit_compile=True)
+
+    def replica_step(inputs, labels, valid):
+        del valid  # Training batches are always full.
+        loss, grads = compute_grads(inputs, labels)
+        context = tf.distribute.get_replica_context()
+        if context.num_replicas_in_sync > 1:
+            # Sum over replicas before the optimiser clips the global norm.
+            grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        optimizer.apply_gradients(zip(grads, trainable))
+        return loss
+
+    @tf.function
+    def train_step(iterator):
+        loss = strategy.run(replica_step, args=next(iterator))
+        global_step.assign_add(1)
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+
+    return train_step
 
 
 # === Evaluation and prediction ===
