@@ -12,9 +12,11 @@ import os
 import sys
 import time
 
+import numpy as np
 from absl import app, flags
 
-from bert_adapters import io_utils
+import bert_adapters
+from bert_adapters import io_utils, tuning
 from bert_adapters.training import trainer
 from bert_adapters.training.run_config import RunConfig
 
@@ -26,8 +28,41 @@ flags.DEFINE_integer("max_train_steps", None, "Cap on steps (smoke runs).")
 FLAGS = flags.FLAGS
 
 
+PAIRS = [
+    ("A man is playing a guitar.", "Someone plays an acoustic guitar."),
+    ("A man is playing a guitar.", "The stock market fell sharply today."),
+    ("The cat sleeps on the sofa.", "A kitten is napping on the couch."),
+    ("The cat sleeps on the sofa.", "Parliament passed the budget bill."),
+]
+
+
+def show_encoder():
+    """The embedded encoder with fresh adapters: parameters and sentence similarity.
+
+    Adapters start near the identity (section 2.1), so the pre-trained
+    sentence embeddings are intact: paraphrases score above unrelated pairs.
+    """
+    encoder = bert_adapters.load_encoder("minilm_l6", adapter_size=64)
+    tokenizer = bert_adapters.load_tokenizer("minilm_l6", max_seq_length=64)
+    tuning.apply_tuning(encoder, "adapters")
+    report = tuning.parameter_report(encoder, encoder)
+    print(f"Embedded encoder {encoder.source}: {report['base_params']:,} base parameters; "
+          f"adapters (m=64) + LayerNorms train {report['trained_params']:,} "
+          f"({report['trained_percent_of_base']:.2f}%)")
+    texts = [t for pair in PAIRS for t in pair]
+    inputs = tokenizer(texts)
+    out = encoder(inputs, training=False)["sequence_output"].numpy()
+    mask = inputs["input_mask"].numpy()[..., None]
+    emb = (out * mask).sum(1) / mask.sum(1)  # Mean pooling, as the model was trained.
+    emb /= np.linalg.norm(emb, axis=-1, keepdims=True)
+    for i, (a, b) in enumerate(PAIRS):
+        print(f"  cosine {emb[2 * i] @ emb[2 * i + 1]:+.3f}  {a!r} ~ {b!r}")
+    print()
+
+
 def main(argv):
     del argv
+    show_encoder()
     config = RunConfig(
         task_name="MRPC", data_dir=FLAGS.glue_dir or None, encoder="minilm_l6",
         tuning="adapters", adapter_size=64, learning_rate=FLAGS.learning_rate,

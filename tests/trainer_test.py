@@ -266,3 +266,12 @@ def test_command_line_exit_code_and_message(tiny, tmp_path):
     assert proc.returncode == 2
     assert "unknown task 'XNLI'" in proc.stderr
     assert not (out / "eval_results.json").exists()
+
+
+def test_jit_compile_matches_the_graph_run(tiny, tmp_path):
+    config = _config(tiny, encoder=tiny["no_dropout"], head_dropout=0.0, max_train_steps=3)
+    trainer.run(config, str(tmp_path / "graph"))
+    trainer.run(_config(tiny, encoder=tiny["no_dropout"], head_dropout=0.0, max_train_steps=3,
+                        jit_compile=True), str(tmp_path / "xla"))
+    _assert_same_weights(_weights(tmp_path / "graph"), _weights(tmp_path / "xla"),
+                         rtol=1e-3, atol=1e-5)

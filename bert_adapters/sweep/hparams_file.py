@@ -1,0 +1,235 @@
+"""hparams files: plain Python `get_config()` / `get_sweep()`, loaded and checked.
+
+An hparams file (big_vision style) is a Python module with
+  - a docstring giving the command and, once measured, the expected scores;
+  - `get_config()`: a dict of `RunConfig` fields shared by every trial;
+  - `get_sweep()`: a list of dicts, one per trial, each overriding a few
+    `RunConfig` fields; `grid(...)` builds a product, lists concatenate;
+  - optionally `RUNNER = "run_squad.py"` when another runner owns the file
+    (the default is `run_classifier.py`).
+A variant imports its base (`from hparams import glue_adapters_large as base`)
+and changes a few fields.
+
+Every field is checked against `RunConfig` before anything runs: an unknown
+name or a value of the wrong type is an error naming the file and the entry.
+
+Example:
+    hp = load_hparams("hparams/minilm_smoke.py")
+    [trial_name(t) for t in hp.sweep]  # ["lr=0.001,seed=0", ...]
+"""
+
+import dataclasses
+import difflib
+import hashlib
+import importlib
+import importlib.util
+import itertools
+import json
+import os
+import re
+import sys
+import typing
+
+from bert_adapters.training.run_config import RunConfig
+
+DEFAULT_RUNNER = "run_classifier.py"
+RUNNERS = ("run_classifier.py", "run_squad.py")
+FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+_TYPES = typing.get_type_hints(RunConfig)
+# One strategy serves every trial of a process (a TPU system is initialised
+# once), so the hardware cannot change from trial to trial.
+UNSWEEPABLE = ("distribution_strategy", "tpu", "num_gpus")
+# Short names in trial names; other fields appear in full.
+SHORT_NAMES = {
+    "learning_rate": "lr", "num_train_epochs": "ep", "adapter_size": "size",
+    "num_tuned_layers": "k", "adapter_init_scale": "init", "train_batch_size": "bs",
+    "max_seq_length": "len", "max_train_steps": "steps", "warmup_proportion": "warmup",
+    "weight_decay": "wd",
+}
+_MAX_NAME = 160  # Trial names are directory names (255 bytes at most).
+
+
+@dataclasses.dataclass(frozen=True)
+class Hparams:
+    """A loaded hparams file.
+
+    Args:
+        path: the file, as given.
+        runner: the script that runs it (`RUNNER`, default run_classifier.py).
+        config: `get_config()`, RunConfig fields shared by every trial.
+        sweep: `get_sweep()`, one dict of RunConfig fields per trial, in order.
+        doc: the module docstring.
+    """
+
+    path: str
+    runner: str
+    config: dict
+    sweep: tuple
+    doc: str
+
+    @property
+    def swept_fields(self):
+        """The fields any trial sets, in first-seen order."""
+        return list(dict.fromkeys(k for trial in self.sweep for k in trial))
+
+    @property
+    def trial_names(self):
+        return [trial_name(t) for t in self.sweep]
+
+
+def grid(**axes):
+    """The product of `axes` as a list of dicts; the first axis varies slowest.
+
+    grid(learning_rate=[3e-5, 3e-4], seed=[0, 1]) ==
+        [{"learning_rate": 3e-5, "seed": 0}, {"learning_rate": 3e-5, "seed": 1},
+         {"learning_rate": 3e-4, "seed": 0}, {"learning_rate": 3e-4, "seed": 1}]
+    """
+    names = list(axes)
+    values = [list(axes[name]) for name in names]
+    for name, vals in zip(names, values):
+        if not vals:
+            raise ValueError(f"grid(): axis {name!r} has no values")
+    return [dict(zip(names, combo)) for combo in itertools.product(*values)]
+
+
+def trial_name(trial):
+    """A trial's directory name, from its swept values in the order given.
+
+    `{"learning_rate": 3e-4, "seed": 1}` -> `"lr=0.0003,seed=1"`. The same
+    values always give the same name, so a restarted sweep finds its trials.
+    """
+    if not trial:
+        return "base"
+    name = ",".join(f"{SHORT_NAMES.get(k, k)}={_format_value(v)}" for k, v in trial.items())
+    if len(name) > _MAX_NAME:  # Keep it a valid file name, still unique.
+        digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+        name = f"{name[:_MAX_NAME - 13]},{digest}"
+    return name
+
+
+def _format_value(value):
+    if isinstance(value, float):
+        return repr(value)  # Shortest exact form: 3e-05, 0.0003, 3.0.
+    if isinstance(value, (list, tuple)):
+        return "+".join(_format_value(v) for v in value)
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", str(value))
+
+
+def load_hparams(path, runner=DEFAULT_RUNNER):
+    """Loads and checks an hparams file.
+
+    Args:
+        path: a Python file with `get_config()` and `get_sweep()`.
+        runner: the script asking; a file whose `RUNNER` names another script
+            is refused (run_classifier.py cannot run a SQuAD sweep).
+
+    Returns:
+        `Hparams`.
+
+    Raises:
+        ValueError: naming the file, the entry and the field at fault.
+    """
+    module = _import_file(path)
+    file_runner = getattr(module, "RUNNER", DEFAULT_RUNNER)
+    if file_runner not in RUNNERS:
+        raise ValueError(f"{path}: RUNNER = {file_runner!r}; expected one of {RUNNERS}")
+    if file_runner != runner:
+        raise ValueError(f"{path} is a sweep for {file_runner} (RUNNER = {file_runner!r}); "
+                         f"{runner} cannot run it")
+    for fn in ("get_config", "get_sweep"):
+        if not callable(getattr(module, fn, None)):
+            raise ValueError(f"{path}: an hparams file defines {fn}()")
+    config = module.get_config()
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: get_config() must return a dict of RunConfig fields, "
+                         f"got {type(config).__name__}")
+    check_fields(config, f"{path}: get_config()")
+    sweep = module.get_sweep()
+    if not isinstance(sweep, (list, tuple)) or not sweep:
+        raise ValueError(f"{path}: get_sweep() must return a non-empty list of dicts "
+                         f"(use [{{}}] for a single run), got {sweep!r:.80}")
+    seen = {}
+    for i, trial in enumerate(sweep):
+        where = f"{path}: get_sweep()[{i}]"
+        if not isinstance(trial, dict):
+            raise ValueError(f"{where}: expected a dict of RunConfig fields, got {trial!r:.80}")
+        check_fields(trial, where)
+        unsweepable = [k for k in trial if k in UNSWEEPABLE]
+        if unsweepable:
+            raise ValueError(f"{where}: {unsweepable} cannot vary between trials (one "
+                             f"distribution strategy serves the whole sweep); set it in "
+                             f"get_config() or on the command line")
+        name = trial_name(trial)
+        if name in seen:
+            raise ValueError(f"{where} repeats get_sweep()[{seen[name]}] ({name}): every "
+                             f"trial must differ")
+        seen[name] = i
+    return Hparams(path=str(path), runner=file_runner, config=dict(config),
+                   sweep=tuple(dict(t) for t in sweep), doc=module.__doc__ or "")
+
+
+def check_fields(values, where):
+    """Raises unless every key is a RunConfig field with a value of its type."""
+    for key, value in values.items():
+        if key not in FIELDS:
+            close = difflib.get_close_matches(str(key), FIELDS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{where}: unknown field {key!r} (not a RunConfig setting{hint})")
+        if not _type_ok(value, _TYPES[key]):
+            raise ValueError(f"{where}: {key}={value!r} is a {type(value).__name__}, expected "
+                             f"{_type_text(_TYPES[key])}")
+        try:
+            json.dumps(value)
+        except TypeError:
+            raise ValueError(f"{where}: {key}={value!r} cannot be written as JSON") from None
+
+
+def _type_ok(value, hint):
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        return any(_type_ok(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin is tuple:
+        return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    if isinstance(value, bool):
+        return hint is bool
+    if hint is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, hint)
+
+
+def _type_text(hint):
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Union:
+        return " or ".join(_type_text(a) for a in args)
+    if hint is type(None):
+        return "None"
+    if typing.get_origin(hint) is tuple:
+        return "a list of str"
+    return hint.__name__
+
+
+def _import_file(path):
+    """Imports an hparams file; a file in a package (hparams/) by its dotted name.
+
+    Importing through the package lets a variant say
+    `from hparams import glue_adapters_large as base`.
+    """
+    path = os.path.abspath(path)
+    if not os.path.isfile(path) or not path.endswith(".py"):
+        raise FileNotFoundError(f"hparams file {path} not found (expected a .py file)")
+    folder, stem = os.path.split(path[:-3])
+    if os.path.isfile(os.path.join(folder, "__init__.py")):
+        root, package = os.path.split(folder)
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        module = importlib.import_module(f"{package}.{stem}")
+        if os.path.abspath(module.__file__) != path:
+            raise ValueError(f"{path}: importing {package}.{stem} found {module.__file__} "
+                             f"instead; is another {package!r} package on sys.path?")
+        return module
+    spec = importlib.util.spec_from_file_location(f"_hparams_{stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
