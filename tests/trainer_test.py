@@ -99,6 +99,9 @@ def test_task_dir_reloads_the_artifact_and_refuses_another_base(tiny, tmp_path):
                                 tuning="adapters"), str(tmp_path / "eval"))
     for key in ("accuracy", "eval_loss"):
         assert again[key] == pytest.approx(trained[key], abs=1e-6)
+    with pytest.raises(ValueError, match="holds a RTE model"):
+        trainer.run(_config(tiny, task_name="WNLI", do_train=False, do_eval=True, task_dir=out),
+                    str(tmp_path / "wrong_task"))
     other = write_tiny_hf_encoder(str(tmp_path / "other"), tiny_config(max_sequence_length=64),
                                   seed=7)
     with pytest.raises(ValueError, match="fingerprint"):

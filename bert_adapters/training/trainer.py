@@ -70,9 +70,8 @@ def _run(config, output_dir, step_callback, strategy):
 
     # === Model ===
     with strategy.scope():
-        encoder_source = config.encoder or artifact_config and artifact_config["encoder_source"]
         encoder = checkpoints.load_encoder(
-            encoder_source, adapter_size=config.adapter_size,
+            config.encoder, adapter_size=config.adapter_size,
             adapter_init_scale=config.adapter_init_scale, init_checkpoint=config.init_checkpoint,
             bert_config_file=config.bert_config_file, vocab_file=config.vocab_file)
         if config.max_seq_length > encoder.config.max_sequence_length:
@@ -85,7 +84,7 @@ def _run(config, output_dir, step_callback, strategy):
         if config.task_dir:
             artifact.load_artifact_weights(model, encoder, config.task_dir)
     vocab_file, lower_case = checkpoints.locate_vocab(
-        encoder_source, vocab_file=config.vocab_file, init_checkpoint=config.init_checkpoint)
+        config.encoder, vocab_file=config.vocab_file, init_checkpoint=config.init_checkpoint)
     tokenizer = BertTokenizer(vocab_file, lower_case=lower_case,
                               max_seq_length=config.max_seq_length)
     fingerprint = base_fingerprint(encoder)
@@ -106,7 +105,9 @@ def _run(config, output_dir, step_callback, strategy):
             "task": task.name, "label_names": task.label_names,
             "submission_labels": task.submission_labels, "tuning": config.tuning,
             "num_tuned_layers": config.num_tuned_layers, "adapter_size": config.adapter_size,
-            "adapter_init_scale": config.adapter_init_scale, "encoder_source": encoder_source,
+            "adapter_init_scale": config.adapter_init_scale, "encoder_source": config.encoder,
+            "init_checkpoint": config.init_checkpoint, "bert_config_file": config.bert_config_file,
+            "vocab_file": config.vocab_file,
             "max_seq_length": config.max_seq_length, "num_outputs": num_outputs,
             "head_dropout": config.head_dropout}, fingerprint)
 
@@ -150,9 +151,21 @@ def _check_config(config):
 
 
 def _merge_artifact_settings(config, artifact_config):
-    """With --task_dir, the model's shape comes from the artifact."""
+    """With --task_dir, the model's shape (and, unless given, its base) come from the artifact."""
     if artifact_config is None:
         return config
+    task = data_sources.resolve_task(config, artifact_config)
+    if task.name != artifact_config["task"] or tuple(task.label_names or ()) != tuple(
+            artifact_config["label_names"] or ()):
+        raise RunError(f"--task_dir {config.task_dir} holds a {artifact_config['task']} model "
+                       f"(labels {artifact_config['label_names']}), not one for "
+                       f"{task.name} (labels {task.label_names})")
+    if not (config.encoder or config.init_checkpoint):
+        config = dataclasses.replace(
+            config, encoder=artifact_config["encoder_source"],
+            init_checkpoint=artifact_config.get("init_checkpoint"),
+            bert_config_file=artifact_config.get("bert_config_file"),
+            vocab_file=config.vocab_file or artifact_config.get("vocab_file"))
     return dataclasses.replace(
         config, tuning=artifact_config["tuning"],
         num_tuned_layers=artifact_config["num_tuned_layers"],
