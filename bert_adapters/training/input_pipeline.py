@@ -74,12 +74,27 @@ def train_index_matrix(num_examples, batch_size, num_steps, seed, lengths=None,
     return np.stack(rows[:num_steps]).astype(np.int64)
 
 
-def eval_index_matrix(num_examples, batch_size):
-    """Sequential `[num_batches, batch_size]` indices; -1 pads the last batch."""
+def eval_index_matrix(num_examples, batch_size, lengths=None):
+    """`[num_batches, batch_size]` indices covering every example once; -1 pads.
+
+    With `lengths`, examples are ordered by length so that each batch pads
+    little (outputs are put back in example order by the caller, see
+    `scatter_outputs`); otherwise in file order.
+    """
     num_batches = max(1, -(-num_examples // batch_size))
     flat = np.full(num_batches * batch_size, -1, np.int64)
-    flat[:num_examples] = np.arange(num_examples)
+    flat[:num_examples] = (np.arange(num_examples) if lengths is None
+                           else np.argsort(lengths, kind="stable"))
     return flat.reshape(num_batches, batch_size)
+
+
+def scatter_outputs(index_matrix, outputs):
+    """Puts per-row outputs `[num_batches * batch_size, ...]` back in example order."""
+    flat = index_matrix.reshape(-1)
+    valid = flat >= 0
+    result = np.empty((int(valid.sum()),) + outputs.shape[1:], outputs.dtype)
+    result[flat[valid]] = outputs[valid]
+    return result
 
 
 def make_dataset(strategy, features, labels, index_matrix, static_shapes=False, pad_multiple=8):

@@ -336,11 +336,13 @@ def make_train_step(strategy, model, optimizer, loss_fn, global_batch_size, glob
 def _predict(strategy, model, features, batch_size, static_shapes):
     """Float32 model outputs `[num_examples, num_outputs]`, in example order."""
     num_examples = len(features["input_mask"])
-    rows = input_pipeline.eval_index_matrix(num_examples, batch_size)
+    # Batches of similar lengths pad little; TPUs pad everything to one shape anyway.
+    lengths = None if static_shapes else input_pipeline.sequence_lengths(features)
+    rows = input_pipeline.eval_index_matrix(num_examples, batch_size, lengths)
     iterator = iter(input_pipeline.make_dataset(strategy, features, None, rows, static_shapes))
     predict_step = _predict_step(strategy, model)
     outputs = [predict_step(iterator).numpy() for _ in range(len(rows))]
-    return np.concatenate(outputs)[:num_examples]
+    return input_pipeline.scatter_outputs(rows, np.concatenate(outputs))
 
 
 def _predict_step(strategy, model):

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bert_adapters.training import input_pipeline
+
+
+def test_train_rows_are_epoch_permutations_and_deterministic():
+    rows = input_pipeline.train_index_matrix(10, 3, num_steps=7, seed=5)
+    assert rows.shape == (7, 3)
+    # 3 full batches per epoch (one example dropped), each epoch a permutation.
+    for epoch in range(2):
+        chunk = rows[3 * epoch:3 * epoch + 3].reshape(-1)
+        assert len(set(chunk)) == 9 and set(chunk) <= set(range(10))
+    np.testing.assert_array_equal(rows, input_pipeline.train_index_matrix(10, 3, 7, seed=5))
+    assert not np.array_equal(rows, input_pipeline.train_index_matrix(10, 3, 7, seed=6))
+    # A resumed stream is the tail of the uninterrupted one.
+    np.testing.assert_array_equal(input_pipeline.train_index_matrix(10, 3, 7, seed=5)[4:],
+                                  rows[4:])
+
+
+def test_grouped_rows_pad_less_and_cover_each_epoch():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 128, 640)
+    plain = input_pipeline.train_index_matrix(640, 32, 20, seed=1)
+    grouped = input_pipeline.train_index_matrix(640, 32, 20, seed=1, lengths=lengths,
+                                                group_size=5)
+    assert sorted(grouped[:20].reshape(-1)) == list(range(640))
+    assert lengths[grouped].max(1).mean() < 0.8 * lengths[plain].max(1).mean()
+
+
+def test_too_small_training_set():
+    with pytest.raises(ValueError, match="larger than the training set"):
+        input_pipeline.train_index_matrix(5, 8, 1, seed=0)
+
+
+@pytest.mark.parametrize("lengths", [None, np.array([5, 1, 4, 2, 3, 9, 7])])
+def test_eval_rows_cover_every_example_and_scatter_back(lengths):
+    rows = input_pipeline.eval_index_matrix(7, 3, lengths)
+    assert rows.shape == (3, 3) and (rows == -1).sum() == 2
+    outputs = np.where(rows.reshape(-1) >= 0, rows.reshape(-1) * 10, -1)[:, None]
+    np.testing.assert_array_equal(input_pipeline.scatter_outputs(rows, outputs)[:, 0],
+                                  np.arange(7) * 10)
+
+
+def test_dataset_trims_padding_and_flags_valid_rows():
+    features = {"input_word_ids": np.ones((5, 16), "int32"),
+                "input_mask": np.zeros((5, 16), "int32"),
+                "input_type_ids": np.zeros((5, 16), "int32")}
+    for i, n in enumerate([3, 9, 2, 4, 1]):
+        features["input_mask"][i, :n] = 1
+    rows = input_pipeline.eval_index_matrix(5, 4)
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    batches = list(input_pipeline.make_dataset(strategy, features, np.arange(5), rows))
+    (inputs, labels, valid), (inputs2, labels2, valid2) = batches
+    assert inputs["input_mask"].shape == (4, 16)  # longest 9 -> 16 (multiple of 8)
+    assert inputs2["input_mask"].shape == (4, 8)  # longest 1 -> 8
+    assert valid2.numpy().tolist() == [1, 0, 0, 0]
+    static = list(input_pipeline.make_dataset(strategy, features, np.arange(5), rows,
+                                              static_shapes=True))
+    assert static[1][0]["input_mask"].shape == (4, 16)
