@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from bert_adapters.sweep import runner, selection
+from bert_adapters.sweep.tuner import TRIAL_HP, SweepOracle
 from conftest import REPO_ROOT
 from sweep_helpers import TINY_RUN, write_hparams, write_tiny_encoder, write_tiny_rte
 
@@ -99,6 +100,46 @@ def test_seed_spread_groups_everything_but_the_seed():
     assert rows[0]["std"] == pytest.approx(0.1414, abs=1e-4)
     assert rows[1] == {"setting": {"learning_rate": 1e-2}, "n": 1, "mean": 0.4, "std": 0.0,
                        "min": 0.4, "max": 0.4}
+
+
+# === The oracle (KerasTuner's hooks) ===
+def _oracle(directory, names):
+    oracle = SweepOracle(names, "accuracy")
+    oracle._set_project_dir(str(directory), "keras_tuner")
+    oracle.verbose = 0
+    return oracle
+
+
+def _end(oracle, trial, score):
+    oracle.update_trial(trial.trial_id, {"accuracy": score})
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+
+
+def test_oracle_serves_every_free_worker_and_resumes_after_a_crash(tmp_path):
+    names = [f"seed={s}" for s in range(6)]
+    oracle = _oracle(tmp_path, names)
+    # KerasTuner's GridSearch would answer IDLE from the third worker on.
+    trials = [oracle.create_trial(f"tuner{i}") for i in range(4)]
+    assert [t.status for t in trials] == ["RUNNING"] * 4
+    assert [t.hyperparameters.get(TRIAL_HP) for t in trials] == names[:4]
+    _end(oracle, trials[1], 0.5)
+    _end(oracle, trials[3], 0.5)
+
+    # The process dies; a new oracle reloads KerasTuner's files.
+    reloaded = _oracle(tmp_path, names)
+    reloaded.reload()
+    order = [reloaded.create_trial(f"tuner{i}") for i in range(5)]
+    # The interrupted trials first (earliest first), then the untried ones;
+    # the completed seed=3, still "ongoing" in oracle.json, is not run again.
+    assert [t.hyperparameters.get(TRIAL_HP) for t in order[:4]] == [
+        "seed=0", "seed=2", "seed=4", "seed=5"]
+    assert order[4].status == "STOPPED"  # Nothing left: this worker may exit.
+    for trial in order[:4]:
+        _end(reloaded, trial, 0.6)
+    done = {t.hyperparameters.get(TRIAL_HP) for t in reloaded.trials.values()
+            if t.status == "COMPLETED"}
+    assert done == set(names) and len(reloaded.trials) == 6
 
 
 # === Errors before and during a sweep ===

@@ -19,18 +19,16 @@ are worked around by overriding the oracle's hooks, not by a new scheduler:
     `oracle.json`): a reloaded oracle crashes (`KeyError`) or stops with
     trials never run. `SweepOracle` derives the next point from the trials
     KerasTuner reloads from their `trial.json` files, and on reload queues
-    every trial that did not complete for a retry (KerasTuner re-queues only
-    those recorded as running in `oracle.json`), so an interrupted trial is
-    handed out again and the trainer resumes it from its checkpoint.
+    for a retry exactly the trials that did not complete (KerasTuner queues
+    those `oracle.json` lists as ongoing, which can miss an interrupted trial
+    and, on a chief, includes the last completed one), so an interrupted
+    trial is handed out again and the trainer resumes it from its checkpoint.
 """
-
-import time
 
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
 
 TRIAL_HP = "trial"
-_MAX_IDLE_WAIT = 5.0  # Seconds between asks while the last trials finish elsewhere.
 
 
 class SweepOracle(keras_tuner.oracles.GridSearchOracle):
@@ -56,6 +54,9 @@ class SweepOracle(keras_tuner.oracles.GridSearchOracle):
         self.on_end_trial = on_end_trial
 
     def populate_space(self, trial_id):
+        # With `max_trials` = the number of grid points, KerasTuner itself
+        # answers STOPPED once every point is handed out: a worker with
+        # nothing left exits while the others finish.
         handed_out = {t.hyperparameters.get(TRIAL_HP) for t in self.trials.values()}
         for name in self.trial_names:
             if name not in handed_out:
@@ -72,10 +73,15 @@ class SweepOracle(keras_tuner.oracles.GridSearchOracle):
 
     def reload(self):
         super().reload()
-        unfinished = {trial_id for trial_id, trial in self.trials.items()
-                      if trial.status != trial_module.TrialStatus.COMPLETED}
+        # Retry exactly the trials that did not complete. KerasTuner queues
+        # those `oracle.json` lists as ongoing, which misses a trial whose
+        # trial.json was written just before a crash and, since `end_trial`
+        # saves before it clears the ongoing entry, includes the last trial
+        # that completed on a chief.
+        unfinished = [trial_id for trial_id, trial in self.trials.items()
+                      if trial.status != trial_module.TrialStatus.COMPLETED]
         # `create_trial` pops from the end: the earliest trial goes first.
-        self._retry_queue = sorted(set(self._retry_queue) | unfinished, reverse=True)
+        self._retry_queue = sorted(unfinished, reverse=True)
 
     def trial_statuses(self):
         """{trial name: (KerasTuner status, message)} of every trial handed out."""
@@ -104,7 +110,6 @@ class SweepTuner(keras_tuner.Tuner):
                          distribution_strategy=distribution_strategy, overwrite=False)
         self.run_trial_fn = run_trial_fn
         self.metric = metric
-        self._idle_asks = 0
 
     def run_trial(self, trial, *args, **kwargs):
         del args, kwargs  # `search(verbose=...)` passes its arguments on.
@@ -114,17 +119,6 @@ class SweepTuner(keras_tuner.Tuner):
         score = record["metrics"].get(self.metric)
         # A missing or NaN score makes KerasTuner mark the trial failed.
         return {self.metric: float("nan") if score is None else float(score)}
-
-    def pre_create_trial(self):
-        # KerasTuner asks again at once after an IDLE answer (the last trials
-        # are running elsewhere): back off instead of spinning on the oracle.
-        if self._idle_asks:
-            time.sleep(min(_MAX_IDLE_WAIT, 0.2 * 2 ** self._idle_asks))
-        self._idle_asks += 1
-
-    def on_trial_begin(self, trial):
-        self._idle_asks = 0
-        super().on_trial_begin(trial)
 
     def save_model(self, trial_id, model, step=0):
         """Nothing: the trainer already wrote the trial's checkpoints and artifact."""
