@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import keras
 
 from bert_adapters.adapter import Adapter
 

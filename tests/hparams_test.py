@@ -7,7 +7,7 @@ import pytest
 from bert_adapters.sweep import grid, hparams_file, load_hparams, trial_name
 from bert_adapters.sweep.runner import resolve_trials
 from conftest import REPO_ROOT
-from sweep_helpers import write_hparams
+from tiny_runs import write_hparams
 
 HPARAMS_DIR = REPO_ROOT / "hparams"
 # The paper's grids (DESIGN.md): trials per task.

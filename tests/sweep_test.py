@@ -11,7 +11,7 @@ import pytest
 from bert_adapters.sweep import runner, selection
 from bert_adapters.sweep.tuner import TRIAL_HP, SweepOracle
 from conftest import REPO_ROOT
-from sweep_helpers import TINY_RUN, write_hparams, write_tiny_encoder, write_tiny_rte
+from tiny_runs import TINY_RUN, write_hparams, write_tiny_encoder, write_tiny_rte
 
 
 class Killed(BaseException):

@@ -12,40 +12,23 @@ from bert_adapters import submission
 from bert_adapters.data import get_task, load_split
 from bert_adapters.training import trainer
 from bert_adapters.training.run_config import RunConfig
-from checkpoint_writers import VOCAB, write_tiny_hf_encoder
-from conftest import require_data, tiny_config
-
-
-def _write_rte(directory, sizes=(48, 20, 12), seed=0):
-    """RTE's layout: index, sentence1, sentence2, label (test: no label)."""
-    rng = np.random.default_rng(seed)
-    words = VOCAB[5:]
-    os.makedirs(directory, exist_ok=True)
-    for split, n in zip(("train", "dev", "test"), sizes):
-        rows = ["index\tsentence1\tsentence2" + ("" if split == "test" else "\tlabel")]
-        for i in range(n):
-            a = " ".join(rng.choice(words, rng.integers(3, 20)))
-            b = " ".join(rng.choice(words, rng.integers(2, 10)))
-            label = "entailment" if len(a) % 2 else "not_entailment"
-            rows.append(f"{i}\t{a}\t{b}" + ("" if split == "test" else f"\t{label}"))
-        with open(os.path.join(directory, f"{split}.tsv"), "w") as f:
-            f.write("\n".join(rows) + "\n")
-    return directory
+from checkpoint_writers import VOCAB
+from conftest import require_data
+from tiny_runs import write_tiny_encoder, write_tiny_rte
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
-    encoder = write_tiny_hf_encoder(str(root / "encoder"), tiny_config(max_sequence_length=64))
-    no_dropout = write_tiny_hf_encoder(str(root / "encoder_nodrop"),
-                                       tiny_config(max_sequence_length=64))
+    encoder = write_tiny_encoder(root / "encoder", max_sequence_length=64)
+    no_dropout = write_tiny_encoder(root / "encoder_nodrop", max_sequence_length=64)
     with open(os.path.join(no_dropout, "config.json")) as f:
         config = json.load(f)
     config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     with open(os.path.join(no_dropout, "config.json"), "w") as f:
         json.dump(config, f)
     return {"encoder": encoder, "no_dropout": no_dropout,
-            "data": _write_rte(str(root / "RTE"))}
+            "data": write_tiny_rte(root / "RTE", num_train=48, num_dev=20, num_test=12)}
 
 
 def _config(tiny, **overrides):
@@ -102,8 +85,7 @@ def test_task_dir_reloads_the_artifact_and_refuses_another_base(tiny, tmp_path):
     with pytest.raises(ValueError, match="holds a RTE model"):
         trainer.run(_config(tiny, task_name="WNLI", do_train=False, do_eval=True, task_dir=out),
                     str(tmp_path / "wrong_task"))
-    other = write_tiny_hf_encoder(str(tmp_path / "other"), tiny_config(max_sequence_length=64),
-                                  seed=7)
+    other = write_tiny_encoder(tmp_path / "other", seed=7, max_sequence_length=64)
     with pytest.raises(ValueError, match="fingerprint"):
         trainer.run(_config(tiny, do_train=False, do_eval=True, task_dir=out, encoder=other),
                     str(tmp_path / "refused"))

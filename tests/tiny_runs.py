@@ -1,24 +1,21 @@
-"""Shared by the sweep and submission tests: a tiny HF BERT and tiny GLUE-format data."""
+"""Shared by the trainer, sweep and submission tests: a tiny HF BERT and tiny GLUE data."""
 
 import os
 import textwrap
 
 import numpy as np
 
-from bert_adapters.bert_encoder import BertEncoder
-from checkpoints_test import VOCAB, write_hf
-from conftest import random_canonical_weights, tiny_config
+from checkpoint_writers import VOCAB, write_tiny_hf_encoder
+from conftest import tiny_config
 
 WORDS = VOCAB[5:]  # w0 .. w58: every word is one WordPiece of the tiny vocabulary.
 RTE_LABELS = ("entailment", "not_entailment")
 
 
-def write_tiny_encoder(directory):
+def write_tiny_encoder(directory, seed=4, **config_overrides):
     """A 2-layer, hidden-8 BERT as a Hugging Face directory; returns its path."""
-    config = tiny_config()
-    encoder = BertEncoder(config)
-    weights = random_canonical_weights(encoder, seed=4)
-    return write_hf(str(directory), config, weights, hidden_act="gelu")
+    return write_tiny_hf_encoder(str(directory), tiny_config(**config_overrides), seed=seed,
+                                 hidden_act="gelu")
 
 
 def _sentence(rng):
