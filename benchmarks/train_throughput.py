@@ -29,6 +29,7 @@ DATA_DIR = os.environ.get("BERT_ADAPTERS_DATA", os.path.join(REPO, "..", "shared
 
 def worker(tuning, precision, padding, data, steps, warmup, batch_size):
     sys.path.insert(0, REPO)
+    import bert_adapters  # noqa: F401  (first: it sets TensorFlow's CPU options)
     import keras
     import numpy as np
     import tensorflow as tf
@@ -106,6 +107,9 @@ def main():
                         help="fixed,dynamic,grouped (default: fixed for synthetic128, all for "
                              "mrpc)")
     parser.add_argument("--output", default=None, help="Also write the results as JSON here.")
+    parser.add_argument("--reference_python", default=None,
+                        help="A Python with torch + adapters: also run "
+                             "reference_adapters_torch.py (synthetic128 only) for each precision.")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -131,6 +135,18 @@ def main():
                 r = results[-1]
                 print(f"  {tuning:8s} {precision} {padding:8s} {r['examples_per_second']:6.1f} "
                       f"ex/s  {r['peak_rss_gb']:.2f} GB", file=sys.stderr)
+    if args.reference_python and args.data == "synthetic128":
+        script = os.path.join(REPO, "benchmarks", "reference_adapters_torch.py")
+        for precision in args.precisions.split(","):
+            # bf16 autocast without native bf16 units is very slow: time fewer steps.
+            steps = args.steps if precision == "fp32" else min(args.steps, 3)
+            proc = subprocess.run([args.reference_python, script, f"--precision={precision}",
+                                   f"--steps={steps}", f"--batch_size={args.batch_size}"],
+                                  capture_output=True, text=True)
+            line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+            if proc.returncode or not line:
+                sys.exit(f"{script} failed:\n{proc.stderr[-3000:]}")
+            results.append(json.loads(line[0][len("RESULT "):]))
     base = {(r["precision"], r["padding"]): r for r in results if r["tuning"] == "full"}
     reference = results[0]
     print(f"\nTraining throughput, MiniLM-L6 (22.7M), batch {args.batch_size}, data {args.data}, "

@@ -65,7 +65,8 @@ def define_common_flags():
     # Sweeps.
     flags.DEFINE_string("hparams", None, "An hparams/*.py file: run its sweep, one trial per "
                         "sub-directory of --output_dir, and pick the best on validation.")
-    flags.DEFINE_bool("overwrite", False, "Allow a changed sweep on an existing --output_dir.")
+    flags.DEFINE_bool("overwrite", False, "Replace a different sweep recorded in --output_dir "
+                      "(removed or changed trials are deleted, identical ones kept).")
 
 
 def define_classifier_flags():

@@ -5,6 +5,8 @@ import pathlib
 
 import numpy as np
 import pytest
+
+import bert_adapters  # noqa: F401  (first: it sets TensorFlow's CPU options)
 import tensorflow as tf
 
 # Two logical CPU devices, so MirroredStrategy can be tested without GPUs.
