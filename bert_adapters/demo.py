@@ -22,8 +22,8 @@ from bert_adapters.training.run_config import RunConfig
 
 flags.DEFINE_string("glue_dir", None, "GLUE root (holding MRPC/) or MRPC folder; empty: TFDS.")
 flags.DEFINE_string("output_dir", "runs/demo_mrpc", "Where the run is written.")
-flags.DEFINE_float("num_train_epochs", 3.0, "Epochs.")
-flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate (small encoders want ~1e-3).")
+flags.DEFINE_float("num_train_epochs", 4.0, "Epochs.")
+flags.DEFINE_float("learning_rate", 3e-4, "Peak learning rate.")
 flags.DEFINE_integer("max_train_steps", None, "Cap on steps (smoke runs).")
 FLAGS = flags.FLAGS
 
@@ -67,7 +67,7 @@ def main(argv):
         task_name="MRPC", data_dir=FLAGS.glue_dir or None, encoder="minilm_l6",
         tuning="adapters", adapter_size=64, learning_rate=FLAGS.learning_rate,
         num_train_epochs=FLAGS.num_train_epochs, max_train_steps=FLAGS.max_train_steps,
-        group_by_length=True, do_train=True, do_eval=True, do_predict=True)
+        group_by_length=True, do_train=True, do_eval=True)
     started = time.time()
     try:
         results = trainer.run(config, FLAGS.output_dir)
@@ -82,7 +82,8 @@ def main(argv):
     print(f"  parameters: {json.dumps(params)}")
     print(f"  trained: {params['trained_params']:,} of {params['base_params']:,} base parameters "
           f"({params['trained_percent_of_base']:.2f}%)")
-    print(f"  outputs in {FLAGS.output_dir}: eval_results.json, MRPC.tsv, task_artifact/")
+    print(f"  outputs in {FLAGS.output_dir}: eval_results.json, params.json, task_artifact/ "
+          f"(add --do_predict to run_classifier.py for the GLUE file MRPC.tsv)")
 
 
 if __name__ == "__main__":
