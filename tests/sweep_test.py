@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -234,6 +235,36 @@ def test_changed_sweep_is_refused_unless_overwrite(tmp_path, tiny, counted_runs)
 
 
 # === KerasTuner's distributed mode ===
+def test_worker_waits_for_the_chiefs_sweep_and_writes_nothing_before(tmp_path, tiny,
+                                                                     monkeypatch):
+    hparams = runner.load_hparams(_hparams(tmp_path, tiny, "grid(seed=[0, 1])"))
+    other = runner.load_hparams(_hparams(tmp_path, tiny, "grid(seed=[0])", name="other.py"))
+    out = tmp_path / "sweep"
+
+    def sweep(hp):
+        return runner.Sweep(hp, *runner.resolve_trials(hp, explicit=_flags(tiny)), str(out))
+
+    # No chief: a clear error, and the output directory untouched (an early
+    # worker's files made the chief refuse the directory).
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(_free_port()))
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
+    monkeypatch.setattr(runner, "WORKER_WAIT_SECONDS", 0.3)
+    with pytest.raises(ValueError, match=r"sweep.json not found: .*is the chief running"):
+        runner.run_sweep(hparams.path, str(out), explicit=_flags(tiny))
+    assert not out.exists()
+
+    # The chief records the sweep while the worker waits: the worker goes on.
+    timer = threading.Timer(0.5, sweep(hparams).prepare)
+    timer.start()
+    sweep(hparams).wait_for_definition(timeout_seconds=60, poll_seconds=0.05)
+    timer.join()
+    assert (out / runner.SWEEP_FILE).exists()
+    # A worker running another sweep than the chief's stops.
+    with pytest.raises(ValueError, match="differs from the chief's"):
+        sweep(other).wait_for_definition(timeout_seconds=0)
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -76,6 +76,8 @@ SUMMARY_FILE = "summary.md"
 BEST_FILE = "best.json"
 TRIAL_RESULT_FILE = "trial_result.json"
 REPORT_FILES = (RESULTS_FILE, SUMMARY_FILE, BEST_FILE)
+# How long a worker started before its chief waits for the chief's sweep.json.
+WORKER_WAIT_SECONDS = 600
 # A sweep trains and evaluates every trial; predicting the test split makes
 # every trial's submission files available to the bundle.
 SWEEP_DEFAULTS = {"do_train": True, "do_eval": True, "do_predict": True}
@@ -227,6 +229,21 @@ class Sweep:
         new = trial.config.to_json()
         return all(_jsonable(old.get(k)) == _jsonable(new.get(k)) for k in COMPARED_FIELDS)
 
+    def wait_for_definition(self, timeout_seconds=None, poll_seconds=1.0):
+        """A worker waits for the chief's sweep.json, then checks it.
+
+        Nothing may be written to the output directory before the chief has
+        recorded the sweep: the chief would take an early worker's files for
+        an unrecorded sweep and refuse to start.
+        """
+        path = self.path(SWEEP_FILE)
+        if timeout_seconds is None:
+            timeout_seconds = WORKER_WAIT_SECONDS
+        deadline = time.monotonic() + timeout_seconds
+        while not io_utils.exists(path) and time.monotonic() < deadline:
+            time.sleep(poll_seconds)
+        self.check_definition()
+
     def check_definition(self):
         """A worker's check that it runs the chief's sweep (same trials, same order)."""
         if self._definition_checked:
@@ -234,8 +251,8 @@ class Sweep:
         path = self.path(SWEEP_FILE)
         if not io_utils.exists(path):
             raise keras_tuner.errors.FatalValueError(
-                f"{path} not found: the chief writes it before it serves trials; do all "
-                f"processes share --output_dir?")
+                f"{path} not found: the chief writes it before it serves trials; is the "
+                f"chief running, and do all processes share --output_dir?")
         recorded = io_utils.read_json(path)["trials"]
         if recorded != _jsonable(self.definition()["trials"]):
             raise keras_tuner.errors.FatalValueError(
@@ -377,8 +394,10 @@ def run_sweep(hparams_path, output_dir, defaults=None, explicit=None, overwrite=
     holds_oracle = _role() != "worker"
     if holds_oracle:
         sweep.prepare(overwrite)
-    elif overwrite:
-        logging.warning("--overwrite is for the chief: ignored on worker %s", _tuner_id())
+    else:
+        if overwrite:
+            logging.warning("--overwrite is for the chief: ignored on worker %s", _tuner_id())
+        sweep.wait_for_definition()
 
     def on_end_trial(oracle):
         try:
