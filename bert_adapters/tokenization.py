@@ -168,6 +168,114 @@ class BertTokenizer(tf.Module):
         texts = self._as_batch(texts, "texts")
         return self._tokenizer.tokenize(texts).merge_dims(-2, -1)
 
+    def tokenize_with_offsets(self, texts):
+        """Wordpiece ids of each text and the span of the text each piece came from.
+
+        tf-text reports offsets in UTF-8 bytes of the text *after* its
+        normalisation (when `lower_case`: NFKC case folding, NFD, accents
+        removed; always: control and format characters turned into spaces),
+        which stop lining up with the input at its first non-ASCII character
+        ("Beyoncé" is 8 bytes, "beyonce" 7). They are mapped back here to
+        characters of the input as given: each distinct character is
+        normalised alone and its normalised bytes placed by a running sum.
+        A text whose normalisation is not the concatenation of its characters'
+        (a composition across characters; none in SQuAD) is aligned with
+        `difflib` instead.
+
+        For a piece of `text`, `text[start:end]` is the text it came from:
+        `"Beyoncé"` -> `beyon` (0, 5), `##ce` (5, 7). A character that
+        normalises to several pieces (`"½"` -> `1`, `##⁄`, `##2`) gives each
+        of them that character; characters that normalise to nothing (a
+        combining accent, a zero-width space) join the piece before them. An
+        `[UNK]` piece spans its whole word (tf-text ends the `[UNK]` of a word
+        over 100 bytes at `start + len("[UNK]")`).
+
+        Eager only: the offsets are mapped with numpy.
+
+        Args:
+            texts: a list of str, a 1-D numpy array of str/bytes, or a 1-D
+                `tf.string` tensor `[batch_size]`.
+
+        Returns:
+            `(ids, starts, ends)`, int32 `tf.RaggedTensor`s
+            `[batch_size, (num_wordpieces)]`: `ids` as `tokenize(texts)`;
+            `starts` / `ends` are character (code point) offsets into each
+            text, as Python's `str` indexes it.
+        """
+        import difflib  # Only for the rare texts described above.
+
+        def normalize(strings):  # As tf_text.BasicTokenizer.tokenize_with_offsets.
+            if self.lower_case:
+                strings = tf_text.case_fold_utf8(strings)
+                strings = tf_text.normalize_utf8(strings, "NFD")
+                strings = tf.strings.regex_replace(strings, r"\p{Mn}", "")
+            return tf.strings.regex_replace(strings, r"\p{Cc}|\p{Cf}", " ")
+
+        texts = self._as_batch(texts, "texts")
+        ids, byte_starts, byte_ends = self._tokenizer.tokenize_with_offsets(texts)
+        ids = ids.merge_dims(-2, -1)
+        piece_splits = ids.row_splits.numpy()
+        flat_ids = ids.flat_values.numpy()
+        byte_starts = byte_starts.merge_dims(-2, -1).flat_values.numpy()
+        byte_ends = byte_ends.merge_dims(-2, -1).flat_values.numpy()
+
+        chars = tf.strings.unicode_split(texts, "UTF-8")
+        char_splits = chars.row_splits.numpy()
+        unique_chars, char_index = tf.unique(chars.flat_values)
+        normalized_chars = tf.gather(normalize(unique_chars), char_index)
+        char_norm_len = tf.strings.length(normalized_chars).numpy()
+        normalized_texts = normalize(texts)
+        by_char = tf.strings.reduce_join(
+            tf.RaggedTensor.from_row_splits(normalized_chars, char_splits), axis=-1)
+        for row in np.flatnonzero((by_char != normalized_texts).numpy()):
+            # Map the row's byte offsets into the concatenation of its
+            # characters' normalisations, block by block.
+            pieces = slice(piece_splits[row], piece_splits[row + 1])
+            actual, joined = normalized_texts[row].numpy(), by_char[row].numpy()
+            to_start = np.zeros(len(actual) + 1, np.int64)
+            to_end = np.zeros(len(actual) + 1, np.int64)
+            matcher = difflib.SequenceMatcher(None, actual, joined, autojunk=False)
+            for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+                if tag == "equal":
+                    to_start[i1:i2 + 1] = to_end[i1:i2 + 1] = np.arange(j1, j2 + 1)
+                else:
+                    to_start[i1:i2] = j1
+                    to_end[i1 + 1:i2 + 1] = j2
+            to_start[len(actual)] = to_end[len(actual)] = len(joined)
+            byte_starts[pieces] = to_start[byte_starts[pieces]]
+            byte_ends[pieces] = to_end[byte_ends[pieces]]
+
+        # The whole batch at once: the rows' characters and normalised bytes
+        # laid end to end, so that one searchsorted serves every row.
+        norm_end = np.cumsum(char_norm_len)
+        norm_start = norm_end - char_norm_len
+        row_base = np.concatenate([[0], norm_end])[char_splits[:-1]]
+        piece_row = np.repeat(np.arange(len(piece_splits) - 1), np.diff(piece_splits))
+        first_char = char_splits[piece_row]
+        num_chars = char_splits[piece_row + 1] - first_char
+        start_at = byte_starts + row_base[piece_row]
+        end_at = byte_ends + row_base[piece_row]
+        # A piece starts at the character holding its first normalised byte
+        # (characters normalised to nothing are skipped) and ends after the
+        # character holding its last byte and any empty ones that follow it.
+        starts = np.searchsorted(norm_end, start_at, side="right") - first_char
+        ends = np.maximum(np.searchsorted(norm_end, end_at, side="right"),
+                          np.searchsorted(norm_start, end_at, side="left")) - first_char
+        starts = np.clip(starts, 0, num_chars)
+        ends = np.clip(ends, starts, num_chars)
+
+        for piece in np.flatnonzero(flat_ids == self.unk_id):
+            row = piece_row[piece]
+            text = texts[row].numpy().decode("utf-8")
+            limit = starts[piece + 1] if piece + 1 < piece_splits[row + 1] else len(text)
+            end = ends[piece]
+            while end < limit and not text[end].isspace():
+                end += 1
+            ends[piece] = end
+        return (ids,
+                tf.RaggedTensor.from_row_splits(starts.astype(np.int32), piece_splits),
+                tf.RaggedTensor.from_row_splits(ends.astype(np.int32), piece_splits))
+
     def __call__(self, texts_a, texts_b=None):
         texts_a = self._as_batch(texts_a, "texts_a")
         pieces_a = self._tokenizer.tokenize(texts_a).merge_dims(-2, -1)

@@ -332,3 +332,80 @@ def test_bad_inputs(tokenizer):
         tokenizer([["a", "b"]])
     with pytest.raises(ValueError, match="strings"):
         tokenizer([1, 2])
+
+
+# --- tokenize_with_offsets: character spans of the original text ---
+
+def _spans(tokenizer, texts):
+    """[(piece, text[start:end]), ...] per text."""
+    ids, starts, ends = tokenizer.tokenize_with_offsets(texts)
+    out = []
+    for row, text in enumerate(texts):
+        pieces = [t.decode() for t in tokenizer.id_to_token(ids[row]).numpy()]
+        out.append([(p, text[s:e]) for p, s, e in
+                    zip(pieces, starts[row].numpy(), ends[row].numpy())])
+    return out
+
+
+def test_offsets_ascii(tokenizer):
+    ids, starts, ends = tokenizer.tokenize_with_offsets(["Hello, WORLD!", "", "  unaffable"])
+    assert ids.to_list() == tokenizer.tokenize(["Hello, WORLD!", "", "  unaffable"]).to_list()
+    assert starts.to_list()[0] == [0, 5, 7, 12] and ends.to_list()[0] == [5, 6, 12, 13]
+    assert starts.to_list()[1] == [] and ids.dtype == starts.dtype == tf.int32
+    assert _spans(tokenizer, ["  unaffable"])[0] == [("una", "una"), ("##ffa", "ffa"),
+                                                     ("##ble", "ble")]
+
+
+def test_offsets_count_characters_of_the_original_text(tokenizer):
+    # tf-text's offsets are bytes of the lower-cased, accent-stripped text;
+    # these are characters of the text as given.
+    texts = ["Beyoncé's (1895) Straße", "naïve café", "e\u0301x a\u200bb x\x07y",
+             "½ ﬁne 東京 Ａｂｃ"]
+    assert _spans(tokenizer, texts) == [
+        [("beyonce", "Beyoncé"), ("'", "'"), ("s", "s"), ("(", "("), ("1895", "1895"),
+         (")", ")"), ("st", "St"), ("##ras", "raß"), ("##se", "ße")],  # ß -> "ss"
+        [("naive", "naïve"), ("cafe", "café")],
+        # A combining accent joins its letter; a zero-width space inside a
+        # word is dropped by case folding; a control character splits words.
+        [("ex", "e\u0301x"), ("ab", "a\u200bb"), ("x", "x"), ("y", "y")],
+        [("1", "½"), ("##⁄", "½"), ("##2", "½"), ("fine", "ﬁne"), ("東", "東"), ("京", "京"),
+         ("abc", "Ａｂｃ")],
+    ]
+
+
+def test_offsets_of_unknown_words(tokenizer):
+    long_word = "x" * 101  # Over tf-text's 100 bytes per word: one [UNK].
+    assert _spans(tokenizer, [f"snow☃man ☃ {long_word}! ok"])[0] == [
+        ("[UNK]", "snow☃man"), ("[UNK]", "☃"), ("[UNK]", long_word), ("!", "!"), ("ok", "ok")]
+
+
+def test_offsets_when_characters_compose_across(tokenizer):
+    # Two musical combining marks (category Mc) that normalisation reorders:
+    # normalising them one by one differs from normalising the text.
+    text = "Café xa\U0001D16D\U0001D165y b naïve"
+    assert tf_text.normalize_utf8([text], "NFD")[0].numpy().decode() != text
+    assert _spans(tokenizer, [text])[0] == [
+        ("cafe", "Café"), ("[UNK]", "xa\U0001D16D\U0001D165y"), ("b", "b"), ("naive", "naïve")]
+
+
+def test_offsets_cased_vocabulary(tmp_path):
+    vocab = _write_vocab(tmp_path / "cased.txt",
+                         ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "Café", "x", "##y", "é"])
+    cased = BertTokenizer(vocab, lower_case=False)
+    # Without lower-casing, format characters (U+200B) become spaces.
+    assert _spans(cased, ["Café\u200bxy é"])[0] == [("Café", "Café"), ("x", "x"),
+                                                     ("##y", "y"), ("é", "é")]
+
+
+def test_offsets_cover_every_visible_character(tokenizer):
+    texts = ["Les Misérables — ein Straßenfest in Köln, 東京都 (ﬁnal) “quoted” …",
+             "\u00a0Ωmega\u2009ß\tx\ny", "Zoë’s naïveté, São Paulo & Zürich 1½"]
+    ids, starts, ends = tokenizer.tokenize_with_offsets(texts)
+    assert ids.to_list() == tokenizer.tokenize(texts).to_list()
+    for row, text in enumerate(texts):
+        s, e = starts[row].numpy(), ends[row].numpy()
+        assert np.all(s < e) and np.all(np.diff(s) >= 0) and np.all(np.diff(e) >= 0)
+        covered = np.zeros(len(text), bool)
+        for a, b in zip(s, e):
+            covered[a:b] = True
+        assert all(covered[i] or ch.isspace() for i, ch in enumerate(text)), text
