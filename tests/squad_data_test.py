@@ -192,5 +192,6 @@ def test_tfds_random_mock_data_round_trip():
 
 
 def test_tfds_not_prepared_offline_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"(?s)tfds:squad/v1.1/validation.*never downloaded"):
+    expected = r"(?s)tfds:squad/v1.1/validation.*never downloaded"
+    with pytest.raises(FileNotFoundError, match=expected):
         load_squad_tfds("validation", data_dir=str(tmp_path))

@@ -1,4 +1,4 @@
-"""SQuAD features: packing, windows, max-context, answer alignment (constructed and real dev data)."""
+"""SQuAD features: packing, windows, max context, answer alignment; constructed and real data."""
 
 import numpy as np
 import pytest
