@@ -10,9 +10,7 @@ submission file (MRPC.tsv), the task artifact and TensorBoard logs.
 With --hparams=hparams/<file>.py it runs that sweep instead.
 """
 
-import sys
-
-from absl import app, flags, logging
+from absl import app, flags
 
 from bert_adapters import flags as ba_flags
 
@@ -22,23 +20,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    if not FLAGS.output_dir:
-        raise app.UsageError("--output_dir is required")
-    if not FLAGS.task_name:
-        raise app.UsageError("--task_name is required")
-    try:
-        if FLAGS.hparams:
-            from bert_adapters import sweep
-            sweep.run_sweep_from_flags(FLAGS)
-            return
-        from bert_adapters.training import trainer
-        config = ba_flags.run_config_from_flags(FLAGS)
-        trainer.run(config, FLAGS.output_dir)
-    except (ValueError, FileNotFoundError) as err:
-        # Bad input: one readable line and a non-zero exit, no traceback.
-        logging.error("%s", err)
-        print(f"run_classifier.py: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    ba_flags.main(FLAGS, "run_classifier.py", required=("output_dir", "task_name"))
 
 
 if __name__ == "__main__":

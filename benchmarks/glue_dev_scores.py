@@ -53,7 +53,7 @@ def main():
 
     from bert_adapters.data import get_task
     from bert_adapters.training import trainer
-    from bert_adapters.training.run_config import RunConfig
+    from bert_adapters.tasks.classification import ClassifierConfig as RunConfig
 
     rows = []
     for name in args.tasks.split(","):

@@ -36,10 +36,11 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size):
 
     from bert_adapters import checkpoints, tuning as tuning_lib
     from bert_adapters import load_tokenizer
+    from bert_adapters.tokenization import encode
     from bert_adapters.data import get_task, load_split
     from bert_adapters.training import input_pipeline, trainer
     from bert_adapters.training.optimization import create_optimizer
-    from bert_adapters.training.task_model import build_task_model
+    from bert_adapters.heads import build_classifier_model
 
     keras.config.set_dtype_policy({"fp32": "float32", "bf16": "mixed_bfloat16"}[precision])
     keras.utils.set_random_seed(0)
@@ -55,7 +56,7 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size):
     else:
         task = get_task("MRPC")
         examples = load_split(task, "train", os.path.join(DATA_DIR, "glue", "MRPC"))
-        features = input_pipeline.encode(load_tokenizer("minilm_l6", max_seq_length=128),
+        features = encode(load_tokenizer("minilm_l6", max_seq_length=128),
                                          examples.texts_a, examples.texts_b)
         labels = examples.labels
     lengths = input_pipeline.sequence_lengths(features)
@@ -66,7 +67,7 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size):
         encoder = checkpoints.load_encoder(
             "minilm_l6", adapter_size=64 if tuning == "adapters" else None)
         tuning_lib.apply_tuning(encoder, tuning)
-        model = build_task_model(encoder, 2)
+        model = build_classifier_model(encoder, 2)
         optimizer = create_optimizer("bert_adam", 1e-4, total, gradients_reduced_by_caller=True)
         optimizer.build(model.trainable_variables)
         global_step = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -74,7 +75,7 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size):
                                           static_shapes=padding == "fixed")
     iterator = iter(dataset)
     train_step = trainer.make_train_step(strategy, model, optimizer,
-                                         trainer.loss_fn_for(task=_Binary()), batch_size,
+                                         _cross_entropy, batch_size,
                                          global_step)
     times = []
     for i in range(total):
@@ -92,8 +93,9 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size):
             "trained_params": int(sum(np.prod(v.shape) for v in model.trainable_weights))}
 
 
-class _Binary:
-    label_names = ("0", "1")
+def _cross_entropy(labels, logits):
+    import tensorflow as tf
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
 
 
 def main():

@@ -4,19 +4,23 @@ A task artifact is a directory holding
   - `weights.safetensors`: the weights the task trained (adapters, every
     LayerNorm and the head for `adapters`; the whole encoder for `full`), in
     the package's canonical names plus `head/kernel`, `head/bias`;
-  - `task_config.json`: task, labels, tuning and adapter settings, the base
+  - `task_config.json`: the task kind (`classification` or `span`) and what
+    its head needs (labels, outputs), tuning and adapter settings, the base
     encoder's source and fingerprint. Written last, so a directory without it
     is incomplete.
 Loading it onto a base whose fingerprint differs is refused: the adapters
 were trained against that base's exact weights.
+
+Only model code is needed to use an artifact (`load_task_model`): the bank
+and the analysis commands never import the trainer.
 """
 
 import numpy as np
 import safetensors.numpy
 
-from bert_adapters import io_utils
+from bert_adapters import checkpoints, heads, io_utils
 from bert_adapters.fingerprint import base_fingerprint
-from bert_adapters.training.task_model import head_weight_map
+from bert_adapters.heads import head_weight_map
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "task_config.json"
@@ -99,3 +103,31 @@ def load_artifact_weights(model, encoder, directory):
     for name, value in weights.items():
         targets[name].assign(value.astype(targets[name].dtype))
     return config
+
+
+def load_base_encoder(task_config, **overrides):
+    """The base encoder an artifact was trained on, with its adapter slots."""
+    return checkpoints.load_encoder(
+        task_config.get("encoder_source"), adapter_size=task_config.get("adapter_size"),
+        adapter_init_scale=task_config.get("adapter_init_scale", 1e-2),
+        init_checkpoint=task_config.get("init_checkpoint"),
+        bert_config_file=task_config.get("bert_config_file"), **overrides)
+
+
+def load_task_model(directory, encoder=None):
+    """A task model with an artifact's trained weights, ready to predict.
+
+    Args:
+        directory: a task artifact, or a run's output directory holding one.
+        encoder: the base to put it on; default: the base the artifact names
+            (read again from its source). Its fingerprint must match.
+
+    Returns:
+        (model, encoder, task_config).
+    """
+    config = read_task_config(directory)
+    if encoder is None:
+        encoder = load_base_encoder(config)
+    model = heads.build_task_model(encoder, config)
+    load_artifact_weights(model, encoder, directory)
+    return model, encoder, config

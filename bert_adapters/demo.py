@@ -18,7 +18,7 @@ from absl import app, flags
 import bert_adapters
 from bert_adapters import io_utils, tuning
 from bert_adapters.training import trainer
-from bert_adapters.training.run_config import RunConfig
+from bert_adapters.tasks.classification import ClassifierConfig as RunConfig
 
 flags.DEFINE_string("glue_dir", None, "GLUE root (holding MRPC/) or MRPC folder; empty: TFDS.")
 flags.DEFINE_string("output_dir", "runs/demo_mrpc", "Where the run is written.")

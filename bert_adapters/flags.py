@@ -1,17 +1,18 @@
-"""The absl flags of `run_classifier.py` (and later `run_squad.py`), defined once.
+"""The absl flags of `run_classifier.py` and `run_squad.py`, defined once.
 
 Names follow BERT's estimator-era scripts (`--task_name`, `--data_dir`,
-`--init_checkpoint`, ...) plus the paper's and this package's settings.
+`--init_checkpoint`, `--doc_stride`, ...) plus the paper's and this
+package's settings. The shared flags mirror `training.RunConfig`; each
+runner adds the fields of its own config class.
 """
 
 import dataclasses
+import sys
 
 from absl import flags
 
-from bert_adapters.training.run_config import RunConfig
 
-
-def define_common_flags():
+def define_common_flags(max_seq_length=128):
     """Flags shared by every runner: base encoder, tuning, optimisation, hardware."""
     # Required.
     flags.DEFINE_string("output_dir", None, "Where checkpoints, results, submission files and "
@@ -35,7 +36,7 @@ def define_common_flags():
     flags.DEFINE_float("adapter_init_scale", 1e-2, "Stddev of the adapters' truncated-normal "
                        "init (paper 1e-2; the authors' code 1e-3).")
     # Optimisation.
-    flags.DEFINE_integer("max_seq_length", 128, "Maximum WordPiece tokens per example, [CLS] "
+    flags.DEFINE_integer("max_seq_length", max_seq_length, "Maximum WordPiece tokens per example, [CLS] "
                          "and [SEP]s included; longer inputs are truncated.")
     flags.DEFINE_integer("train_batch_size", 32, "Global training batch size.")
     flags.DEFINE_integer("eval_batch_size", 32, "Global batch size for evaluation/prediction.")
@@ -53,7 +54,8 @@ def define_common_flags():
     # What to do.
     flags.DEFINE_bool("do_train", False, "Train.")
     flags.DEFINE_bool("do_eval", False, "Evaluate on the dev split(s).")
-    flags.DEFINE_bool("do_predict", False, "Predict the test split(s): GLUE submission files.")
+    flags.DEFINE_bool("do_predict", False, "Predict: the test split(s) into GLUE submission "
+                      "files, or --predict_file into predictions.json (SQuAD).")
     # Hardware.
     flags.DEFINE_enum("distribution_strategy", "one_device",
                       ["one_device", "mirrored", "multi_worker_mirrored", "tpu"],
@@ -86,12 +88,56 @@ def define_classifier_flags():
                       "sorted).")
 
 
-def run_config_from_flags(values, **extra):
-    """A RunConfig from parsed flag values (fields RunConfig lacks are ignored)."""
-    fields = {f.name for f in dataclasses.fields(RunConfig)}
+def define_squad_flags():
+    define_common_flags(max_seq_length=384)
+    flags.DEFINE_string("train_file", None, "SQuAD v1.1 JSON for training (e.g. "
+                        "train-v1.1.json). Without it, TFDS squad/v1.1 train.")
+    flags.DEFINE_string("predict_file", None, "SQuAD v1.1 JSON to predict (and evaluate, "
+                        "when it has answers), e.g. dev-v1.1.json. Without it, TFDS "
+                        "squad/v1.1 validation.")
+    flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory for squad/v1.1.")
+    flags.DEFINE_integer("doc_stride", 128, "Tokens between the starts of two windows of a "
+                         "long context.")
+    flags.DEFINE_integer("max_query_length", 64, "Questions are cut to this many tokens.")
+    flags.DEFINE_integer("n_best_size", 20, "Candidate starts and ends per window "
+                         "(nbest_predictions.json).")
+    flags.DEFINE_integer("max_answer_length", 30, "Longest answer, in tokens.")
+
+
+def run_config_from_flags(values, cls=None, **extra):
+    """A `cls` config (default ClassifierConfig) from parsed flag values.
+
+    Fields `cls` lacks are ignored; list flags become tuples.
+    """
+    if cls is None:
+        from bert_adapters.tasks.classification import ClassifierConfig as cls
+    fields = {f.name for f in dataclasses.fields(cls)}
     kwargs = {name: values[name].value for name in fields if name in values}
-    for key in ("text_fields", "labels"):
+    for key in cls.TUPLE_FIELDS:
         if kwargs.get(key) is not None:
             kwargs[key] = tuple(kwargs[key])
     kwargs.update(extra)
-    return RunConfig(**kwargs)
+    return cls(**kwargs)
+
+
+def main(values, runner, required=("output_dir",)):
+    """A runner's whole main: a sweep with --hparams, else one `trainer.run`.
+
+    Bad input ends with one readable line on stderr and exit code 2.
+    """
+    from absl import app
+    for name in required:
+        if not values[name].value:
+            raise app.UsageError(f"--{name} is required")
+    try:
+        if values.hparams:
+            from bert_adapters import sweep
+            sweep.run_sweep_from_flags(values, runner)
+            return
+        from bert_adapters.sweep.hparams_file import config_class
+        from bert_adapters.training import trainer
+        trainer.run(run_config_from_flags(values, config_class(runner)), values.output_dir)
+    except (ValueError, FileNotFoundError) as err:
+        # Bad input: one readable line and a non-zero exit, no traceback.
+        print(f"{runner}: error: {err}", file=sys.stderr)
+        sys.exit(2)

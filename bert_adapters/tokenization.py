@@ -4,6 +4,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from bert_adapters.bert_encoder import INPUT_NAMES
+
 _SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
 
 
@@ -380,3 +382,17 @@ class BertTokenizer(tf.Module):
             message="texts_a and texts_b must have the same batch size")
         with tf.control_dependencies([check]):
             return tf.identity(texts_b)
+
+
+def encode(tokenizer, texts_a, texts_b=None, chunk_size=2048):
+    """Tokenizes all texts into int32 arrays `[num_examples, max_seq_length]`."""
+    parts = {name: [] for name in INPUT_NAMES}
+    for start in range(0, len(texts_a), chunk_size):
+        a = texts_a[start:start + chunk_size]
+        b = None if texts_b is None else texts_b[start:start + chunk_size]
+        out = tokenizer(a, b)
+        for name in INPUT_NAMES:
+            parts[name].append(np.asarray(out[name], dtype=np.int32))
+    if not texts_a:
+        return {n: np.zeros((0, tokenizer.max_seq_length), np.int32) for n in INPUT_NAMES}
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}

@@ -11,7 +11,7 @@ import tensorflow as tf
 from bert_adapters import submission
 from bert_adapters.data import get_task, load_split
 from bert_adapters.training import trainer
-from bert_adapters.training.run_config import RunConfig
+from bert_adapters.tasks.classification import ClassifierConfig as RunConfig
 from checkpoint_writers import VOCAB
 from conftest import require_data
 from tiny_runs import write_tiny_encoder, write_tiny_rte

@@ -19,7 +19,7 @@ def run_sweep(*args, **kwargs):
     return runner.run_sweep(*args, **kwargs)
 
 
-def run_sweep_from_flags(values):
+def run_sweep_from_flags(values, runner_script="run_classifier.py"):
     """See `runner.run_sweep_from_flags`."""
     from bert_adapters.sweep import runner
-    return runner.run_sweep_from_flags(values)
+    return runner.run_sweep_from_flags(values, runner_script)

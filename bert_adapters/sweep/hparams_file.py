@@ -2,15 +2,16 @@
 
 An hparams file (big_vision style) is a Python module with
   - a docstring giving the command and, once measured, the expected scores;
-  - `get_config()`: a dict of `RunConfig` fields shared by every trial;
+  - `get_config()`: a dict of settings shared by every trial (fields of the runner's
+    config class: `ClassifierConfig` or `SquadConfig`);
   - `get_sweep()`: a list of dicts, one per trial, each overriding a few
-    `RunConfig` fields; `grid(...)` builds a product, lists concatenate;
+    settings; `grid(...)` builds a product, lists concatenate;
   - optionally `RUNNER = "run_squad.py"` when another runner owns the file
     (the default is `run_classifier.py`).
 A variant imports its base (`from hparams import glue_adapters_large as base`)
 and changes a few fields.
 
-Every field is checked against `RunConfig` before anything runs: an unknown
+Every field is checked against the runner's config class before anything runs: an unknown
 name or a value of the wrong type is an error naming the file and the entry.
 
 Example:
@@ -30,12 +31,20 @@ import re
 import sys
 import typing
 
-from bert_adapters.training.run_config import RunConfig
 
 DEFAULT_RUNNER = "run_classifier.py"
 RUNNERS = ("run_classifier.py", "run_squad.py")
-FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
-_TYPES = typing.get_type_hints(RunConfig)
+# Each runner's settings class, imported on use (it brings TensorFlow).
+_CONFIG_CLASSES = {
+    "run_classifier.py": ("bert_adapters.tasks.classification", "ClassifierConfig"),
+    "run_squad.py": ("bert_adapters.tasks.squad", "SquadConfig"),
+}
+
+
+def config_class(runner=DEFAULT_RUNNER):
+    """The settings dataclass of `runner` (a `training.RunConfig` subclass)."""
+    module, name = _CONFIG_CLASSES[runner]
+    return getattr(importlib.import_module(module), name)
 # One strategy serves every trial of a process (a TPU system is initialised
 # once), so the hardware cannot change from trial to trial.
 UNSWEEPABLE = ("distribution_strategy", "tpu", "num_gpus")
@@ -56,8 +65,8 @@ class Hparams:
     Args:
         path: the file, as given.
         runner: the script that runs it (`RUNNER`, default run_classifier.py).
-        config: `get_config()`, RunConfig fields shared by every trial.
-        sweep: `get_sweep()`, one dict of RunConfig fields per trial, in order.
+        config: `get_config()`, settings shared by every trial.
+        sweep: `get_sweep()`, one dict of settings per trial, in order.
         doc: the module docstring.
     """
 
@@ -141,9 +150,10 @@ def load_hparams(path, runner=DEFAULT_RUNNER):
             raise ValueError(f"{path}: an hparams file defines {fn}()")
     config = module.get_config()
     if not isinstance(config, dict):
-        raise ValueError(f"{path}: get_config() must return a dict of RunConfig fields, "
+        raise ValueError(f"{path}: get_config() must return a dict of settings, "
                          f"got {type(config).__name__}")
-    check_fields(config, f"{path}: get_config()")
+    cls = config_class(file_runner)
+    check_fields(config, f"{path}: get_config()", cls)
     sweep = module.get_sweep()
     if not isinstance(sweep, (list, tuple)) or not sweep:
         raise ValueError(f"{path}: get_sweep() must return a non-empty list of dicts "
@@ -152,8 +162,8 @@ def load_hparams(path, runner=DEFAULT_RUNNER):
     for i, trial in enumerate(sweep):
         where = f"{path}: get_sweep()[{i}]"
         if not isinstance(trial, dict):
-            raise ValueError(f"{where}: expected a dict of RunConfig fields, got {trial!r:.80}")
-        check_fields(trial, where)
+            raise ValueError(f"{where}: expected a dict of settings, got {trial!r:.80}")
+        check_fields(trial, where, cls)
         unsweepable = [k for k in trial if k in UNSWEEPABLE]
         if unsweepable:
             raise ValueError(f"{where}: {unsweepable} cannot vary between trials (one "
@@ -168,16 +178,23 @@ def load_hparams(path, runner=DEFAULT_RUNNER):
                    sweep=tuple(dict(t) for t in sweep), doc=module.__doc__ or "")
 
 
-def check_fields(values, where):
-    """Raises unless every key is a RunConfig field with a value of its type."""
+def check_fields(values, where, cls=None):
+    """Raises unless every key is a field of `cls` with a value of its type.
+
+    `cls`: the runner's settings class (default: run_classifier.py's).
+    """
+    cls = cls or config_class()
+    types = {f.name: hint for f in dataclasses.fields(cls)
+             for hint in [typing.get_type_hints(cls)[f.name]]}
     for key, value in values.items():
-        if key not in FIELDS:
-            close = difflib.get_close_matches(str(key), FIELDS, n=1)
+        if key not in types:
+            close = difflib.get_close_matches(str(key), list(types), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{where}: unknown field {key!r} (not a RunConfig setting{hint})")
-        if not _type_ok(value, _TYPES[key]):
+            raise ValueError(f"{where}: unknown field {key!r} (not a {cls.__name__} "
+                             f"setting{hint})")
+        if not _type_ok(value, types[key]):
             raise ValueError(f"{where}: {key}={value!r} is a {type(value).__name__}, expected "
-                             f"{_type_text(_TYPES[key])}")
+                             f"{_type_text(types[key])}")
         try:
             json.dumps(value)
         except TypeError:

@@ -60,13 +60,13 @@ import keras_tuner
 import tensorflow as tf
 from absl import logging
 
-from bert_adapters import data, io_utils, tuning
+from bert_adapters import io_utils, tuning
 from bert_adapters.sweep import selection
-from bert_adapters.sweep.hparams_file import DEFAULT_RUNNER, load_hparams
+from bert_adapters.sweep.hparams_file import DEFAULT_RUNNER, config_class, load_hparams
 from bert_adapters.sweep.tuner import SweepOracle, SweepTuner
-from bert_adapters.training import data_sources, trainer
+from bert_adapters.training import trainer
 from bert_adapters.training.distribution import get_strategy
-from bert_adapters.training.run_config import RunConfig
+from bert_adapters.run_config import RunConfig
 
 SWEEP_FILE = "sweep.json"
 TRIALS_DIR = "trials"
@@ -83,10 +83,19 @@ WORKER_WAIT_SECONDS = 600
 SWEEP_DEFAULTS = {"do_train": True, "do_eval": True, "do_predict": True}
 # Settings whose change makes it another sweep: what the trainer checks on
 # resume, plus what decides the selection and the predictions.
-COMPARED_FIELDS = tuple(RunConfig.TRAINING_FIELDS) + ("dev_file", "test_file", "do_predict")
+SELECTION_FIELDS = ("dev_file", "test_file", "predict_file", "do_predict")
 RESULT_KEYS = ("trial_id", "hparams", "metrics", "trained_params", "wall_seconds")
-_RUN_CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)
-                        if f.default is not dataclasses.MISSING}
+
+
+def compared_fields(cls):
+    """The fields of config class `cls` whose change makes another sweep."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return tuple(cls.TRAINING_FIELDS) + tuple(f for f in SELECTION_FIELDS if f in names)
+
+
+def _config_defaults(cls):
+    return {f.name: f.default for f in dataclasses.fields(cls)
+            if f.default is not dataclasses.MISSING}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,12 +131,13 @@ def resolve_trials(hparams, defaults=None, explicit=None):
     for field in sorted(set(explicit) & set(hparams.config)):
         logging.info("--%s=%r overrides %s's %s=%r", field, explicit[field], hparams.path,
                      field, hparams.config[field])
-    base = {**_RUN_CONFIG_DEFAULTS, **defaults, **SWEEP_DEFAULTS, **hparams.config, **explicit}
+    cls = config_class(hparams.runner)
+    base = {**_config_defaults(cls), **defaults, **SWEEP_DEFAULTS, **hparams.config, **explicit}
     trials = []
     for index, (name, swept) in enumerate(zip(hparams.trial_names, hparams.sweep)):
         where = f"{hparams.path}: get_sweep()[{index}] ({name})"
         try:
-            config = RunConfig.from_json({**base, **swept})
+            config = cls.from_json({**base, **swept})
             tuning.check_tuning(config.tuning, config.adapter_size, 10**6,
                                 config.num_tuned_layers)
         except (TypeError, ValueError) as err:
@@ -160,8 +170,9 @@ class Sweep:
         self.output_dir = output_dir
         self.step_callback = step_callback
         self.strategy = strategy
-        self.task = data_sources.resolve_task(self.trials[0].config)
-        self.metric = self.task.primary_metric
+        self.kind = self.trials[0].config.task_kind()
+        self.metric = self.kind.primary_metric
+        self.compared_fields = compared_fields(type(self.trials[0].config))
         self._definition_checked = False
 
     # === Layout ===
@@ -175,9 +186,9 @@ class Sweep:
         """What sweep.json records: changing any of it makes another sweep."""
         return {
             "hparams_file": self.hparams.path, "runner": self.hparams.runner,
-            "task": self.task.name, "metric": self.metric,
-            "eval_split": self.task.eval_splits[0],
-            "base_settings": _jsonable({k: self.base.get(k) for k in COMPARED_FIELDS}),
+            "task": self.kind.task_name, "metric": self.metric,
+            "eval_split": self.kind.eval_splits[0],
+            "base_settings": _jsonable({k: self.base.get(k) for k in self.compared_fields}),
             "trials": [{"trial_id": t.name, "hparams": t.hparams} for t in self.trials],
         }
 
@@ -227,7 +238,7 @@ class Sweep:
             return False
         old = io_utils.read_json(run_config)["settings"]
         new = trial.config.to_json()
-        return all(_jsonable(old.get(k)) == _jsonable(new.get(k)) for k in COMPARED_FIELDS)
+        return all(_jsonable(old.get(k)) == _jsonable(new.get(k)) for k in self.compared_fields)
 
     def wait_for_definition(self, timeout_seconds=None, poll_seconds=1.0):
         """A worker waits for the chief's sweep.json, then checks it.
@@ -340,8 +351,8 @@ class Sweep:
         summary = best and self._best_entry(best, len(ordered))
         if summary is not None:
             io_utils.write_json(self.path(BEST_FILE), summary)
-        title = (f"Sweep {os.path.basename(self.hparams.path)} on {self.task.name}: "
-                 f"{self.metric} on {self.task.eval_splits[0]}")
+        title = (f"Sweep {os.path.basename(self.hparams.path)} on {self.kind.task_name}: "
+                 f"{self.metric} on {self.kind.eval_splits[0]}")
         io_utils.write_text(self.path(SUMMARY_FILE), selection.format_summary(
             title, [(t.name, t.hparams) for t in self.trials], records,
             _status_texts(statuses or {}, records), self.metric, best))
@@ -350,15 +361,12 @@ class Sweep:
     def _best_entry(self, best, num_finished):
         name = best["trial_id"]
         trial_dir = io_utils.join(TRIALS_DIR, name)
-        files = list(self.task.test_files.values())
-        if self.task.custom_format is None:
-            for other in data.tasks_predicted_by(self.task):
-                files += list(other.test_files.values())
+        files = self.kind.prediction_files()
         predictions = {f: io_utils.join(trial_dir, f) for f in files
                        if io_utils.exists(self.path(trial_dir, f))}
         return {
-            "task": self.task.name, "metric": self.metric,
-            "eval_split": self.task.eval_splits[0], "score": best["metrics"][self.metric],
+            "task": self.kind.task_name, "metric": self.metric,
+            "eval_split": self.kind.eval_splits[0], "score": best["metrics"][self.metric],
             "selection": selection.TIE_BREAK,
             "trial_id": name, "hparams": best["hparams"], "metrics": best["metrics"],
             "trained_params": best["trained_params"],
@@ -412,7 +420,7 @@ def run_sweep(hparams_path, output_dir, defaults=None, explicit=None, overwrite=
     tuner = SweepTuner(oracle, sweep.run_trial, sweep.metric, directory=output_dir,
                        project_name=TUNER_DIR, distribution_strategy=trial_strategy)
     logging.info("Sweep %s: %d trials of %s into %s (%s)", hparams.path, len(trials),
-                 sweep.task.name, output_dir, _role())
+                 sweep.kind.task_name, output_dir, _role())
     if holds_oracle:
         sweep.write_reports(oracle.trial_statuses())
     tuner.search(verbose=0)
@@ -425,13 +433,14 @@ def run_sweep(hparams_path, output_dir, defaults=None, explicit=None, overwrite=
     return best
 
 
-def run_sweep_from_flags(values):
-    """`run_classifier.py --hparams=...`: the sweep, settings from the flags."""
-    fields = [f.name for f in dataclasses.fields(RunConfig) if f.name in values]
+def run_sweep_from_flags(values, runner=DEFAULT_RUNNER):
+    """`run_classifier.py --hparams=...` (or run_squad.py): the sweep, settings from the flags."""
+    cls = config_class(runner)
+    fields = [f.name for f in dataclasses.fields(cls) if f.name in values]
     defaults = {name: values[name].value for name in fields}
     explicit = {name: values[name].value for name in fields if values[name].present}
     return run_sweep(values.hparams, values.output_dir, defaults=defaults, explicit=explicit,
-                     overwrite=values.overwrite)
+                     overwrite=values.overwrite, runner=runner)
 
 
 # === Helpers ===

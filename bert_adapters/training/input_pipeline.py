@@ -17,20 +17,6 @@ import tensorflow as tf
 from bert_adapters.bert_encoder import INPUT_NAMES
 
 
-def encode(tokenizer, texts_a, texts_b=None, chunk_size=2048):
-    """Tokenizes all texts into int32 arrays `[num_examples, max_seq_length]`."""
-    parts = {name: [] for name in INPUT_NAMES}
-    for start in range(0, len(texts_a), chunk_size):
-        a = texts_a[start:start + chunk_size]
-        b = None if texts_b is None else texts_b[start:start + chunk_size]
-        out = tokenizer(a, b)
-        for name in INPUT_NAMES:
-            parts[name].append(np.asarray(out[name], dtype=np.int32))
-    if not texts_a:
-        return {n: np.zeros((0, tokenizer.max_seq_length), np.int32) for n in INPUT_NAMES}
-    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
-
-
 def sequence_lengths(features):
     return features["input_mask"].sum(axis=1)
 
@@ -97,13 +83,28 @@ def scatter_outputs(index_matrix, outputs):
     return result
 
 
+def batch_widths(index_matrix, lengths, max_width, pad_multiple=8):
+    """The padded width of each global batch: its longest sequence, rounded up.
+
+    One width per global batch (not per replica), so that every replica's
+    outputs of one step have the same shape and can be gathered.
+    """
+    safe = np.where(index_matrix >= 0, index_matrix, 0)
+    longest = np.where(index_matrix >= 0, lengths[safe], 1).max(axis=1)
+    widths = (longest + pad_multiple - 1) // pad_multiple * pad_multiple
+    return np.clip(widths, 1, max_width).astype(np.int32)
+
+
 def make_dataset(strategy, features, labels, index_matrix, static_shapes=False, pad_multiple=8):
     """A distributed dataset: each row of `index_matrix` is one global batch.
 
     Each element is `(inputs, labels, valid)` for one replica: `valid` is 0
-    for the -1 padding of evaluation batches. Rows are split into contiguous
-    per-replica slices in replica order, so `strategy.gather(..., axis=0)`
-    gives results back in example order.
+    for the -1 padding of evaluation batches. `labels` may have any trailing
+    shape (`[n]` classes, `[n, 2]` span positions); None gives zeros. Rows
+    are split into contiguous per-replica slices in replica order, so
+    `strategy.gather(..., axis=0)` gives results back in example order.
+    Without `static_shapes`, every replica of a step pads to that global
+    batch's longest sequence.
     """
     num_replicas = strategy.num_replicas_in_sync
     global_batch = index_matrix.shape[1]
@@ -111,6 +112,9 @@ def make_dataset(strategy, features, labels, index_matrix, static_shapes=False, 
         raise ValueError(f"batch size {global_batch} is not divisible by the "
                          f"{num_replicas} replicas")
     per_replica = global_batch // num_replicas
+    max_width = features["input_mask"].shape[1]
+    widths = (np.full(len(index_matrix), max_width, np.int32) if static_shapes else
+              batch_widths(index_matrix, sequence_lengths(features), max_width, pad_multiple))
     by_replica = index_matrix.reshape(len(index_matrix), num_replicas, per_replica)
     feature_table = {name: tf.constant(features[name]) for name in INPUT_NAMES}
     label_table = tf.constant(labels if labels is not None
@@ -118,19 +122,17 @@ def make_dataset(strategy, features, labels, index_matrix, static_shapes=False, 
 
     def dataset_fn(input_context):
         # This worker's replicas, in order; each element feeds the next replica.
-        first = input_context.input_pipeline_id * (num_replicas // input_context.num_input_pipelines)
-        local = by_replica[:, first:first + num_replicas // input_context.num_input_pipelines]
+        local_count = num_replicas // input_context.num_input_pipelines
+        first = input_context.input_pipeline_id * local_count
+        local = by_replica[:, first:first + local_count]
         rows = local.reshape(-1, per_replica)
-        ds = tf.data.Dataset.from_tensor_slices(rows)
+        ds = tf.data.Dataset.from_tensor_slices((rows, np.repeat(widths, local_count)))
 
-        def gather(indices):
+        def gather(indices, width):
             valid = indices >= 0
             safe = tf.where(valid, indices, tf.zeros_like(indices))
             inputs = {n: tf.gather(t, safe) for n, t in feature_table.items()}
             if not static_shapes:
-                longest = tf.reduce_max(tf.reduce_sum(inputs["input_mask"], axis=1))
-                width = (longest + pad_multiple - 1) // pad_multiple * pad_multiple
-                width = tf.minimum(tf.maximum(width, 1), tf.shape(inputs["input_mask"])[1])
                 inputs = {n: t[:, :width] for n, t in inputs.items()}
             return inputs, tf.gather(label_table, safe), tf.cast(valid, tf.float32)
 

@@ -1,11 +1,14 @@
-"""`run(config, output_dir)`: one classification job, top to bottom.
+"""`run(config, output_dir)`: one job of any task kind, top to bottom.
 
-Strategy, data, model, checkpoint, train, evaluate, predict, write. Every
-file in `output_dir` is written atomically through `tf.io.gfile` (so
-`gs://` works); `eval_results.json` and the task artifact's
-`task_config.json` are written only once their contents are complete.
-A job restarted on the same `output_dir` resumes from its last checkpoint
-and ends with the same weights as an uninterrupted one.
+Strategy, data, model, checkpoint, train, evaluate, predict, write. What
+differs between task kinds (data and features, head, loss, metrics, output
+files, what the artifact records) comes from `config.task_kind()`, a
+`tasks.TaskKind`; this file knows no task by name. Every file in
+`output_dir` is written atomically through `tf.io.gfile` (so `gs://`
+works); `eval_results.json` and the task artifact's `task_config.json` are
+written only once their contents are complete. A job restarted on the same
+`output_dir` resumes from its last checkpoint and ends with the same weights
+as an uninterrupted one.
 """
 
 import contextlib
@@ -17,14 +20,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from bert_adapters import artifact, checkpoints, io_utils, metrics, submission, tuning
+from bert_adapters import artifact, checkpoints, io_utils, tuning
 from bert_adapters.fingerprint import base_fingerprint
 from bert_adapters.tokenization import BertTokenizer
-from bert_adapters.training import data_sources, input_pipeline
+from bert_adapters.training import input_pipeline
 from bert_adapters.training.distribution import get_strategy, needs_static_shapes
 from bert_adapters.training.optimization import create_optimizer
-from bert_adapters.training.run_config import RunConfig
-from bert_adapters.training.task_model import build_task_model
 
 RUN_CONFIG_FILE = "run_config.json"
 PARAMS_FILE = "params.json"
@@ -38,11 +39,12 @@ class RunError(ValueError):
     """A problem with the run's settings or inputs, explained for the user."""
 
 
-def run(config: RunConfig, output_dir: str, step_callback=None, strategy=None):
+def run(config, output_dir, step_callback=None, strategy=None):
     """Trains, evaluates and/or predicts as `config` says; returns eval results.
 
     Args:
-        config: RunConfig.
+        config: a `RunConfig` subclass naming its task kind
+            (`tasks.classification.ClassifierConfig`, `tasks.squad.SquadConfig`).
         output_dir: where every output goes (local or `gs://`).
         step_callback: optional `fn(global_step)` called after every training
             step (tests use it to interrupt a run).
@@ -55,18 +57,25 @@ def run(config: RunConfig, output_dir: str, step_callback=None, strategy=None):
 
 
 def _run(config, output_dir, step_callback, strategy):
+    # === Strategy ===
+    # First: multi-worker and TPU strategies must be made before anything
+    # else touches TensorFlow's context (seeds, devices, ops).
+    strategy = strategy or get_strategy(config.distribution_strategy, config.tpu, config.num_gpus)
+    static_shapes = needs_static_shapes(strategy)
+    keras.utils.set_random_seed(config.seed)
     io_utils.makedirs(output_dir)
     artifact_config = artifact.read_task_config(config.task_dir) if config.task_dir else None
     config = _merge_artifact_settings(config, artifact_config)
-
-    # === Strategy ===
-    keras.utils.set_random_seed(config.seed)
-    strategy = strategy or get_strategy(config.distribution_strategy, config.tpu, config.num_gpus)
-    static_shapes = needs_static_shapes(strategy)
+    kind = config.task_kind(artifact_config)
+    if artifact_config is not None:
+        kind.check_artifact(artifact_config)
 
     # === Data ===
-    task = data_sources.resolve_task(config, artifact_config)
-    splits = data_sources.load_splits(task, config)
+    vocab_file, lower_case = checkpoints.locate_vocab(
+        config.encoder, vocab_file=config.vocab_file, init_checkpoint=config.init_checkpoint)
+    tokenizer = BertTokenizer(vocab_file, lower_case=lower_case,
+                              max_seq_length=config.max_seq_length)
+    splits = kind.load_splits(tokenizer)
 
     # === Model ===
     with strategy.scope():
@@ -79,53 +88,49 @@ def _run(config, output_dir, step_callback, strategy):
                 f"--max_seq_length={config.max_seq_length} exceeds the encoder's "
                 f"{encoder.config.max_sequence_length} position embeddings")
         tuning.apply_tuning(encoder, config.tuning, config.num_tuned_layers)
-        num_outputs = 1 if task.label_names is None else len(task.label_names)
-        model = build_task_model(encoder, num_outputs, config.head_dropout)
+        model = kind.build_model(encoder)
         if config.task_dir:
             artifact.load_artifact_weights(model, encoder, config.task_dir)
-    vocab_file, lower_case = checkpoints.locate_vocab(
-        config.encoder, vocab_file=config.vocab_file, init_checkpoint=config.init_checkpoint)
-    tokenizer = BertTokenizer(vocab_file, lower_case=lower_case,
-                              max_seq_length=config.max_seq_length)
     fingerprint = base_fingerprint(encoder)
-    _write_run_config(output_dir, config, encoder, fingerprint, task)
+    _write_run_config(output_dir, config, encoder, fingerprint, kind)
     report = tuning.parameter_report(model, encoder)
     io_utils.write_json(io_utils.join(output_dir, PARAMS_FILE), report)
     logging.info("Parameters: %s", report)
-    features = {name: input_pipeline.encode(tokenizer, ex.texts_a, ex.texts_b)
-                for name, ex in splits.items()}
 
-    results = {}
-    loss_fn = loss_fn_for(task)
     # === Train ===
     if config.do_train:
-        _train(config, output_dir, strategy, model, encoder, task, splits, features, loss_fn,
-               static_shapes, step_callback)
+        steps = _train(config, output_dir, strategy, model, encoder, kind,
+                       splits[kind.train_split], static_shapes, step_callback)
         artifact.save_artifact(io_utils.join(output_dir, ARTIFACT_DIR), model, encoder, {
-            "task": task.name, "label_names": task.label_names,
-            "submission_labels": task.submission_labels, "tuning": config.tuning,
-            "num_tuned_layers": config.num_tuned_layers, "adapter_size": config.adapter_size,
+            **kind.artifact_config(),
+            "tuning": config.tuning, "num_tuned_layers": config.num_tuned_layers,
+            "adapter_size": config.adapter_size,
             "adapter_init_scale": config.adapter_init_scale, "encoder_source": config.encoder,
             "init_checkpoint": config.init_checkpoint, "bert_config_file": config.bert_config_file,
-            "vocab_file": config.vocab_file,
-            "max_seq_length": config.max_seq_length, "num_outputs": num_outputs,
-            "head_dropout": config.head_dropout}, fingerprint)
+            "vocab_file": config.vocab_file, "max_seq_length": config.max_seq_length,
+            "global_step": steps}, fingerprint)
 
-    # === Evaluate ===
+    # === Evaluate and predict ===
+    step = _trained_steps(output_dir, artifact_config)
+    outputs = _OutputCache(strategy, model, splits, config.eval_batch_size, static_shapes)
+    results = {}
     if config.do_eval:
-        results = _evaluate(config, output_dir, strategy, model, task, splits, features,
-                            static_shapes)
-
-    # === Predict ===
+        for i, key in enumerate(kind.eval_splits):
+            values = kind.evaluate(splits[key], outputs[key])
+            # The primary split's metrics are unprefixed; others carry the split.
+            prefix = "" if i == 0 else f"{key}_"
+            results.update({prefix + k: v for k, v in values.items()})
+        results["num_eval_examples"] = kind.num_examples(splits[kind.eval_splits[0]])
     if config.do_predict:
-        for split, file_name in data_sources.prediction_files(task, splits).items():
-            logits = _predict(strategy, model, features[split], config.eval_batch_size,
-                              static_shapes)
-            submission.write_submission(
-                io_utils.join(output_dir, file_name), data_sources.task_of_split(task, split),
-                data_sources.split_name(split), splits[split].indices,
-                _to_predictions(task, logits))
-            logging.info("Wrote %s (%d rows)", file_name, len(logits))
+        for key in kind.predict_splits(splits):
+            values = kind.write_predictions(output_dir, splits[key], outputs[key])
+            if values and not config.do_eval:
+                # Predicted data that has answers is scored as it is predicted.
+                results.update(values)
+                results["num_eval_examples"] = kind.num_examples(splits[key])
+    if results:
+        results["global_step"] = step
+        _write_eval_results(output_dir, results, step)
     return results
 
 
@@ -154,12 +159,6 @@ def _merge_artifact_settings(config, artifact_config):
     """With --task_dir, the model's shape (and, unless given, its base) come from the artifact."""
     if artifact_config is None:
         return config
-    task = data_sources.resolve_task(config, artifact_config)
-    if task.name != artifact_config["task"] or tuple(task.label_names or ()) != tuple(
-            artifact_config["label_names"] or ()):
-        raise RunError(f"--task_dir {config.task_dir} holds a {artifact_config['task']} model "
-                       f"(labels {artifact_config['label_names']}), not one for "
-                       f"{task.name} (labels {task.label_names})")
     if not (config.encoder or config.init_checkpoint):
         config = dataclasses.replace(
             config, encoder=artifact_config["encoder_source"],
@@ -173,16 +172,16 @@ def _merge_artifact_settings(config, artifact_config):
         adapter_init_scale=artifact_config["adapter_init_scale"])
 
 
-def _write_run_config(output_dir, config, encoder, fingerprint, task):
+def _write_run_config(output_dir, config, encoder, fingerprint, kind):
     """Writes run_config.json; a resumed run must not change training settings."""
     path = io_utils.join(output_dir, RUN_CONFIG_FILE)
     record = {"settings": config.to_json(), "encoder_source": getattr(encoder, "source", None),
-              "base_fingerprint": fingerprint, "task": task.name,
-              "label_names": task.label_names, "encoder_config": encoder.config.architecture()}
+              "base_fingerprint": fingerprint, "task_kind": kind.name, **kind.record(),
+              "encoder_config": encoder.config.architecture()}
     if io_utils.exists(path) and config.do_train:
         old = io_utils.read_json(path)
         changed = [f"{f}: {old['settings'].get(f)!r} -> {record['settings'].get(f)!r}"
-                   for f in RunConfig.TRAINING_FIELDS
+                   for f in type(config).TRAINING_FIELDS
                    if _jsonable(old["settings"].get(f)) != _jsonable(record["settings"].get(f))]
         if old.get("base_fingerprint") != fingerprint:
             changed.append("base encoder weights (fingerprint)")
@@ -207,18 +206,10 @@ def _precision_policy(name):
 
 
 # === Training ===
-def loss_fn_for(task):
-    """Per-example loss: squared error (regression) or softmax cross-entropy."""
-    if task.label_names is None:
-        return lambda labels, out: tf.square(out[:, 0] - tf.cast(labels, tf.float32))
-    return lambda labels, out: tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(labels, tf.int64), logits=out)
-
-
-def _train(config, output_dir, strategy, model, encoder, task, splits, features, loss_fn,
-           static_shapes, step_callback):
-    train = splits[task.train_split]
-    num_examples = train.num_examples
+def _train(config, output_dir, strategy, model, encoder, kind, train, static_shapes,
+           step_callback):
+    """Trains (or resumes) to the configured step count; returns it."""
+    num_examples = train.num_rows
     total_steps = input_pipeline.num_train_steps(
         num_examples, config.train_batch_size, config.num_train_epochs, config.max_train_steps)
     if total_steps < 1:
@@ -249,18 +240,17 @@ def _train(config, output_dir, strategy, model, encoder, task, splits, features,
     start = int(global_step.numpy())
     if start >= total_steps:
         logging.info("Training already finished (%d steps)", start)
-        return
+        return total_steps
 
-    lengths = input_pipeline.sequence_lengths(features[task.train_split])
+    lengths = input_pipeline.sequence_lengths(train.features)
     rows = input_pipeline.train_index_matrix(
         num_examples, config.train_batch_size, total_steps, config.seed,
         lengths=lengths if config.group_by_length else None)
-    labels = train.labels
     dataset = input_pipeline.make_dataset(
-        strategy, features[task.train_split], labels, rows[start:], static_shapes)
+        strategy, train.features, train.labels, rows[start:], static_shapes)
     iterator = iter(dataset)
     fp16 = config.mixed_precision == "fp16"
-    train_step = make_train_step(strategy, model, optimizer, loss_fn, config.train_batch_size,
+    train_step = make_train_step(strategy, model, optimizer, kind.loss, config.train_batch_size,
                                  global_step, config.jit_compile)
 
     writer = tf.summary.create_file_writer(io_utils.join(output_dir, "logs", "train"))
@@ -286,6 +276,7 @@ def _train(config, output_dir, strategy, model, encoder, task, splits, features,
     elapsed = time.time() - started
     logging.info("Trained %d steps in %.1f s (%.1f examples/s)", total_steps - start, elapsed,
                  (total_steps - start) * config.train_batch_size / max(elapsed, 1e-9))
+    return total_steps
 
 
 def make_train_step(strategy, model, optimizer, loss_fn, global_batch_size, global_step,
@@ -333,15 +324,41 @@ def make_train_step(strategy, model, optimizer, loss_fn, global_batch_size, glob
 
 
 # === Evaluation and prediction ===
+class _OutputCache:
+    """Model outputs per split, computed once even when evaluated and predicted."""
+
+    def __init__(self, strategy, model, splits, batch_size, static_shapes):
+        self._args = (strategy, model, batch_size, static_shapes)
+        self._splits = splits
+        self._outputs = {}
+
+    def __getitem__(self, key):
+        if key not in self._outputs:
+            self._outputs[key] = _predict(self._args[0], self._args[1],
+                                          self._splits[key].features, *self._args[2:])
+        return self._outputs[key]
+
+
 def _predict(strategy, model, features, batch_size, static_shapes):
-    """Float32 model outputs `[num_examples, num_outputs]`, in example order."""
-    num_examples = len(features["input_mask"])
+    """Float32 model outputs `[num_rows, ...]`, in row order.
+
+    Outputs with a sequence axis (span logits `[batch, seq, 2]`) are padded
+    with zeros back to the features' full width, so batches of different
+    widths line up.
+    """
+    num_rows, width = features["input_mask"].shape
     # Batches of similar lengths pad little; TPUs pad everything to one shape anyway.
     lengths = None if static_shapes else input_pipeline.sequence_lengths(features)
-    rows = input_pipeline.eval_index_matrix(num_examples, batch_size, lengths)
+    rows = input_pipeline.eval_index_matrix(num_rows, batch_size, lengths)
     iterator = iter(input_pipeline.make_dataset(strategy, features, None, rows, static_shapes))
     predict_step = _predict_step(strategy, model)
-    outputs = [predict_step(iterator).numpy() for _ in range(len(rows))]
+    outputs = []
+    for _ in range(len(rows)):
+        out = predict_step(iterator).numpy()
+        if out.ndim >= 3 and out.shape[1] < width:
+            pad = [(0, 0), (0, width - out.shape[1])] + [(0, 0)] * (out.ndim - 2)
+            out = np.pad(out, pad)
+        outputs.append(out)
     return input_pipeline.scatter_outputs(rows, np.concatenate(outputs))
 
 
@@ -364,48 +381,25 @@ def _predict_step(strategy, model):
 _PREDICT_STEPS = {}
 
 
-def _to_predictions(task, outputs):
-    if task.label_names is None:
-        return outputs[:, 0]
-    return outputs.argmax(axis=-1)
-
-
-def _eval_loss(task, outputs, labels):
-    if task.label_names is None:
-        return float(np.mean((outputs[:, 0] - labels) ** 2))
-    shifted = outputs - outputs.max(axis=-1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    return float(-np.mean(log_probs[np.arange(len(labels)), labels]))
-
-
-def _evaluate(config, output_dir, strategy, model, task, splits, features, static_shapes):
-    results = {}
-    step = _trained_steps(output_dir)
+def _write_eval_results(output_dir, results, step):
+    """eval_results.json, BERT's eval_results.txt and TensorBoard scalars."""
     writer = tf.summary.create_file_writer(io_utils.join(output_dir, "logs", "eval"))
-    for i, split in enumerate(task.eval_splits):
-        outputs = _predict(strategy, model, features[split], config.eval_batch_size,
-                           static_shapes)
-        labels = splits[split].labels
-        values = metrics.compute_metrics(task, labels, _to_predictions(task, outputs))
-        values["eval_loss"] = _eval_loss(task, outputs, labels)
-        # The primary split's metrics are unprefixed; others carry the split.
-        prefix = "" if i == 0 else f"{split}_"
-        results.update({prefix + k: v for k, v in values.items()})
-        with writer.as_default(step=step):
-            for k, v in values.items():
-                tf.summary.scalar(prefix + k, v)
-    results["global_step"] = step
-    results["num_eval_examples"] = splits[task.eval_splits[0]].num_examples
+    with writer.as_default(step=step):
+        for k, v in results.items():
+            if isinstance(v, float):
+                tf.summary.scalar(k, v)
+    writer.flush()
     io_utils.write_json(io_utils.join(output_dir, EVAL_RESULTS_FILE), results)
     # BERT's run_classifier.py format: `key = value`, sorted.
     io_utils.write_text(io_utils.join(output_dir, "eval_results.txt"),
                         "".join(f"{k} = {results[k]}\n" for k in sorted(results)))
     logging.info("Eval results: %s", results)
-    return results
 
 
-def _trained_steps(output_dir):
+def _trained_steps(output_dir, artifact_config=None):
+    """Steps of the run's latest checkpoint, else of the reloaded artifact, else 0."""
     latest = tf.train.latest_checkpoint(io_utils.join(output_dir, CHECKPOINT_DIR))
-    if not latest:
-        return 0
-    return int(tf.train.load_checkpoint(latest).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
+    if latest:
+        return int(tf.train.load_checkpoint(latest).get_tensor(
+            "step/.ATTRIBUTES/VARIABLE_VALUE"))
+    return int((artifact_config or {}).get("global_step") or 0)

@@ -1,6 +1,6 @@
-"""Which task and which splits a run reads, from its settings.
+"""Which classification task and which splits a run reads, from its settings.
 
-The trainer asks only for "the task" and "the splits this run needs"; GLUE
+`ClassificationKind` asks only for "the task" and "the splits this run needs"; GLUE
 (TSV or TFDS) and custom files are told apart here, by the registry's data,
 never by task name. Tasks predicted by another task's model (AX by MNLI) are
 read as extra test splits named `<TASK>:<split>`.

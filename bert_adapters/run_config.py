@@ -1,27 +1,23 @@
-"""Every setting of one classification run, in one frozen dataclass."""
+"""The settings every runner shares: base encoder, tuning, optimisation, hardware.
+
+Each task kind extends `RunConfig` with its own data fields
+(`tasks.classification.ClassifierConfig`, `tasks.squad.SquadConfig`) and
+names its task kind; `trainer.run` takes any of them.
+"""
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import ClassVar, Optional, Tuple
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """Settings of `training.run` (and of `run_classifier.py`'s flags).
+    """Settings of `training.run` shared by every task kind.
 
     Defaults are BERT's and the paper's: batch 32, max_seq_length 128,
     warm-up over 10% of the steps then linear decay, BERT's AdamWeightDecay.
+    A subclass adds its data fields and `task_kind()`.
     """
 
-    task_name: str
-    # --- data ---
-    data_dir: Optional[str] = None          # the task's GLUE folder (or a GLUE root)
-    tfds_data_dir: Optional[str] = None     # TFDS `glue/*` when data_dir is None
-    train_file: Optional[str] = None        # custom tasks: CSV, TSV or JSONL with a header
-    dev_file: Optional[str] = None
-    test_file: Optional[str] = None
-    text_fields: Optional[Tuple[str, ...]] = None
-    label_field: Optional[str] = None
-    labels: Optional[Tuple[str, ...]] = None  # custom label set; else from train_file
     # --- base encoder ---
     encoder: Optional[str] = None           # alias, TF Hub handle, checkpoint/preset/HF dir
     init_checkpoint: Optional[str] = None   # BERT's TF1 triple
@@ -33,7 +29,6 @@ class RunConfig:
     num_tuned_layers: Optional[int] = None  # top_k only
     adapter_size: Optional[int] = None      # None with tuning=adapters means 64
     adapter_init_scale: float = 1e-2        # paper 1e-2; authors' code 1e-3
-    head_dropout: float = 0.1
     # --- optimisation ---
     max_seq_length: int = 128
     train_batch_size: int = 32
@@ -61,9 +56,23 @@ class RunConfig:
     save_checkpoints_steps: int = 500
     log_every_steps: int = 20
 
+    # Settings that change what training computes: a resumed run must agree.
+    # A subclass adds its own data fields.
+    TRAINING_FIELDS: ClassVar[Tuple[str, ...]] = (
+        "encoder", "init_checkpoint", "bert_config_file", "tuning", "num_tuned_layers",
+        "adapter_size", "adapter_init_scale", "max_seq_length", "train_batch_size",
+        "learning_rate", "num_train_epochs", "warmup_proportion", "optimizer", "weight_decay",
+        "seed", "max_train_steps", "group_by_length", "mixed_precision")
+    # Fields holding tuples (JSON gives lists).
+    TUPLE_FIELDS: ClassVar[Tuple[str, ...]] = ()
+
     def __post_init__(self):
         if self.tuning == "adapters" and self.adapter_size is None:
             object.__setattr__(self, "adapter_size", 64)
+
+    def task_kind(self, artifact_config=None):
+        """The `tasks.TaskKind` that runs these settings (subclasses say which)."""
+        raise NotImplementedError(f"{type(self).__name__} names no task kind")
 
     def to_json(self):
         return dataclasses.asdict(self)
@@ -75,15 +84,7 @@ class RunConfig:
         if unknown:
             raise ValueError(f"Unknown run settings {unknown}")
         obj = dict(obj)
-        for key in ("text_fields", "labels"):
+        for key in cls.TUPLE_FIELDS:
             if obj.get(key) is not None:
                 obj[key] = tuple(obj[key])
         return cls(**obj)
-
-    # Settings that change what training computes: a resumed run must agree.
-    TRAINING_FIELDS = (
-        "task_name", "data_dir", "tfds_data_dir", "train_file", "text_fields", "label_field",
-        "labels", "encoder", "init_checkpoint", "bert_config_file", "tuning", "num_tuned_layers",
-        "adapter_size", "adapter_init_scale", "head_dropout", "max_seq_length", "train_batch_size",
-        "learning_rate", "num_train_epochs", "warmup_proportion", "optimizer", "weight_decay",
-        "seed", "max_train_steps", "group_by_length", "mixed_precision")
