@@ -23,6 +23,9 @@ class RunConfig:
     init_checkpoint: Optional[str] = None   # BERT's TF1 triple
     bert_config_file: Optional[str] = None
     vocab_file: Optional[str] = None
+    # BERT's --do_lower_case: None takes the checkpoint's casing; a value
+    # that contradicts the vocabulary's casing stops the run.
+    do_lower_case: Optional[bool] = None
     task_dir: Optional[str] = None          # reload an earlier run's task artifact
     # --- tuning (paper section 3) ---
     tuning: str = "adapters"
@@ -53,6 +56,9 @@ class RunConfig:
     num_gpus: Optional[int] = None
     mixed_precision: Optional[str] = None   # None, "bf16" or "fp16"
     jit_compile: bool = False
+    # Training steps run inside one compiled call (BERT's TPU
+    # --iterations_per_loop); fewer Python round trips on every device.
+    iterations_per_loop: int = 1
     save_checkpoints_steps: int = 500
     log_every_steps: int = 20
 

@@ -73,6 +73,11 @@ def _run(config, output_dir, step_callback, strategy):
     # === Data ===
     vocab_file, lower_case = checkpoints.locate_vocab(
         config.encoder, vocab_file=config.vocab_file, init_checkpoint=config.init_checkpoint)
+    if config.do_lower_case is not None and config.do_lower_case != lower_case:
+        raise RunError(
+            f"--do_lower_case={config.do_lower_case} contradicts the vocabulary {vocab_file}, "
+            f"which is {'uncased' if lower_case else 'cased'}: use "
+            f"--do_lower_case={lower_case} (or leave it out)")
     tokenizer = BertTokenizer(vocab_file, lower_case=lower_case,
                               max_seq_length=config.max_seq_length)
     splits = kind.load_splits(tokenizer)
