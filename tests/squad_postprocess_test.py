@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 import bert_adapters
-from bert_adapters.data.squad import SquadExample
+from bert_adapters.data.squad import SquadExample, read_squad_json
+from bert_adapters.squad_metric import evaluate
 from bert_adapters.tasks.squad_features import SquadFeatures, convert_examples
 from bert_adapters.tasks.squad_postprocess import postprocess
+from conftest import require_data
 
 # One context of five words; windows are laid out by hand below.
 CONTEXT = "alpha beta gamma delta epsilon"
@@ -170,3 +172,28 @@ def test_answer_is_original_text_through_real_features():
     assert (features.start_positions > 0).all() and (features.end_positions > 0).all()
     predictions, _ = postprocess(examples, features, start, end)
     assert predictions == {a: a for a in answers}
+
+
+def test_real_dev_oracle_logits_score_near_100():
+    """Features -> logits peaked at the labelled tokens -> postprocess -> official metric.
+
+    Measured on dev-v1.1 with the embedded encoder's vocabulary: exact match
+    99.68, F1 99.73 (the misses are answers inside a word piece, which no
+    token span can give exactly; see squad_features_test).
+    """
+    path = require_data("squad", "v1.1", "dev-v1.1.json")
+    examples = read_squad_json(str(path), is_training=False).examples
+    tokenizer = bert_adapters.load_tokenizer("minilm_l6", max_seq_length=384)
+    # Labelled as for training, so that the first gold answer's tokens are known.
+    features = convert_examples(examples, tokenizer, is_training=True)
+    rows = np.arange(len(features))
+    start = np.zeros(features.input_word_ids.shape, np.float32)
+    end = np.zeros(features.input_word_ids.shape, np.float32)
+    start[rows, features.start_positions] = 10.0  # [CLS] in windows without the answer:
+    end[rows, features.end_positions] = 10.0  # never a valid span.
+    predictions, nbest = postprocess(examples, features, start, end)
+    assert len(predictions) == len(nbest) == 10570
+    gold = {e.qas_id: [text for text, _ in e.answers] for e in examples}
+    result = evaluate(gold, predictions)
+    print(result)
+    assert result["exact_match"] >= 99.0 and result["f1"] >= 99.0
