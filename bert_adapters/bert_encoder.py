@@ -162,8 +162,9 @@ class BertEncoder(keras.Model):
     def set_adapters_enabled(self, enabled, layers=None):
         """Switches the adapters of `layers` (indices; default all) on or off.
 
-        Compiled Keras functions are dropped so the next `predict`/`evaluate`
-        re-traces with the new setting.
+        Sets each layer's `adapter_gate` variable: functions already traced
+        (Keras' `predict`, a `tf.function`) follow the new setting without
+        re-tracing.
         """
         if not self.adapter_size:
             raise ValueError("This encoder has no adapters (adapter_size=None)")
@@ -172,7 +173,6 @@ class BertEncoder(keras.Model):
             if not 0 <= i < self.config.num_layers:
                 raise ValueError(f"Layer index {i} out of range [0, {self.config.num_layers})")
             self.transformer_layers[i].adapters_enabled = bool(enabled)
-        self.predict_function = self.test_function = self.train_function = None
 
     # === Canonical weights ===
     def weight_map(self):

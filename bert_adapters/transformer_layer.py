@@ -1,6 +1,8 @@
 """One post-LayerNorm BERT layer with the paper's two adapter slots."""
 
 import keras
+import tensorflow as tf
+from keras import ops
 
 from bert_adapters import activations
 from bert_adapters.adapter import Adapter
@@ -17,7 +19,9 @@ class TransformerLayer(keras.layers.Layer):
     The adapters sit where figure 2 of Houlsby et al. (2019) puts them: after
     each sub-layer's output projection and its dropout, before the residual
     add and the LayerNorm. `adapters_enabled = False` bypasses both (the
-    paper's layer ablation, section 3.6), without touching their weights.
+    paper's layer ablation, section 3.6), without touching their weights:
+    it sets `adapter_gate`, a variable that traced functions read at run
+    time, so switching needs no re-trace.
 
     Args:
         num_heads: int. Attention heads.
@@ -50,9 +54,10 @@ class TransformerLayer(keras.layers.Layer):
         self.adapter_init_scale = adapter_init_scale
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self._activation_fn = activations.get(activation)
-        # Python flag, read when the call is traced: after changing it, call
-        # the model eagerly or let Keras re-trace (see BertEncoder).
-        self.adapters_enabled = True
+        # 1.0: adapters on, 0.0: bypassed (made in build when there are
+        # adapters). A variable rather than a Python flag, so that one traced
+        # function serves every setting (the ablation evaluates L(L+1)/2).
+        self.adapter_gate = None
 
     def build(self, input_shape):
         hidden_dim = input_shape[-1]
@@ -89,21 +94,39 @@ class TransformerLayer(keras.layers.Layer):
                 self.adapter_size, self.adapter_init_scale, self.activation,
                 dtype=policy, name="output_adapter")
             self.output_adapter.build(input_shape)
+            # A raw tf.Variable, not a Keras weight: a switch, not a parameter,
+            # it stays out of `weights`, weight maps, artifacts and counts.
+            self.adapter_gate = tf.Variable(1.0, trainable=False, name="adapter_gate")
         self.built = True
 
+    @property
+    def adapters_enabled(self):
+        return self.adapter_gate is not None and bool(self.adapter_gate.numpy() > 0.5)
+
+    @adapters_enabled.setter
+    def adapters_enabled(self, enabled):
+        if self.adapter_gate is None:
+            raise ValueError(f"{self.name} has no adapters to switch (adapter_size=None, or "
+                             f"not built yet)")
+        self.adapter_gate.assign(1.0 if enabled else 0.0)
+
+    def _gated(self, adapter, inputs):
+        # Selects rather than scales, so both settings are exact.
+        return ops.where(ops.greater(self.adapter_gate, 0.5), adapter(inputs), inputs)
+
     def call(self, inputs, attention_bias=None, training=None):
-        use_adapters = self.adapter_size and self.adapters_enabled
+        use_adapters = bool(self.adapter_size)
         x = inputs
         a = self.attention(x, attention_bias=attention_bias, training=training)
         a = self.attention_output_dropout(a, training=training)
         if use_adapters:
-            a = self.attention_adapter(a)
+            a = self._gated(self.attention_adapter, a)
         x = self.attention_layer_norm(x + a)
         h = self._activation_fn(self.intermediate(x))
         h = self.output_dense(h)
         h = self.output_dropout(h, training=training)
         if use_adapters:
-            h = self.output_adapter(h)
+            h = self._gated(self.output_adapter, h)
         return self.output_layer_norm(x + h)
 
     def compute_output_shape(self, input_shape):
