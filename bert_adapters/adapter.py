@@ -5,6 +5,15 @@ import keras
 from bert_adapters import activations
 
 
+def adapter_residual(inputs, down, up, activation_fn):
+    """`inputs + up(act(down(inputs)))`: the adapter's computation.
+
+    `down` and `up` are any projections (callables); `Adapter` passes its
+    Dense layers, the multi-task bank per-example ones gathered by task.
+    """
+    return inputs + up(activation_fn(down(inputs)))
+
+
 @keras.saving.register_keras_serializable(package="bert_adapters")
 class Adapter(keras.layers.Layer):
     """Bottleneck adapter: `x + up(act(down(x)))`.
@@ -67,7 +76,7 @@ class Adapter(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        return inputs + self.up(self._activation_fn(self.down(inputs)))
+        return adapter_residual(inputs, self.down, self.up, self._activation_fn)
 
     def compute_output_shape(self, input_shape):
         return input_shape

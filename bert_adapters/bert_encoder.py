@@ -123,12 +123,10 @@ class BertEncoder(keras.Model):
         inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name)
                   for name in INPUT_NAMES}
         x = embeddings(inputs["input_word_ids"], inputs["input_type_ids"])
-        # [batch, 1, 1, seq]: 0 where a key is visible, -1e9 on padding.
-        mask = ops.cast(inputs["input_mask"], "float32")
-        attention_bias = ops.expand_dims(ops.expand_dims((1.0 - mask) * -1e9, 1), 1)
+        bias = attention_bias(inputs["input_mask"])
         encoder_outputs = []
         for layer in transformer_layers:
-            x = layer(x, attention_bias=attention_bias)
+            x = layer(x, attention_bias=bias)
             encoder_outputs.append(x)
         pooled_output = pooler(x[:, 0, :])
         super().__init__(
@@ -243,6 +241,12 @@ class BertEncoder(keras.Model):
             raise ValueError(f"Cannot load {source} into BertEncoder: " + "; ".join(problems))
         for name, value in weights.items():
             targets[name].assign(ops.cast(value, targets[name].dtype))
+
+
+def attention_bias(input_mask):
+    """`[batch, 1, 1, seq]` additive attention mask: 0 where a key is visible, -1e9 on padding."""
+    mask = ops.cast(input_mask, "float32")
+    return ops.expand_dims(ops.expand_dims((1.0 - mask) * -1e9, 1), 1)
 
 
 def is_adapter_weight(name):

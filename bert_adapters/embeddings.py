@@ -59,12 +59,20 @@ class BertEmbeddings(keras.layers.Layer):
         self.built = True
 
     def call(self, input_word_ids, input_type_ids, training=None):
+        x = self.sum_embeddings(input_word_ids, input_type_ids)
+        return self.dropout_layer(self.layer_norm(x), training=training)
+
+    def sum_embeddings(self, input_word_ids, input_type_ids):
+        """Word + position + type embeddings, before the LayerNorm.
+
+        The multi-task bank applies each example's own (per-task) LayerNorm
+        to this sum.
+        """
         seq_length = ops.shape(input_word_ids)[1]
         positions = self.position_embeddings(ops.arange(seq_length))  # [seq, hidden]
-        x = (self.word_embeddings(input_word_ids)
-             + ops.expand_dims(positions, 0)
-             + self.type_embeddings(input_type_ids))
-        return self.dropout_layer(self.layer_norm(x), training=training)
+        return (self.word_embeddings(input_word_ids)
+                + ops.expand_dims(positions, 0)
+                + self.type_embeddings(input_type_ids))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.hidden_dim,)

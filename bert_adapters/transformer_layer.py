@@ -115,19 +115,32 @@ class TransformerLayer(keras.layers.Layer):
         return ops.where(ops.greater(self.adapter_gate, 0.5), adapter(inputs), inputs)
 
     def call(self, inputs, attention_bias=None, training=None):
-        use_adapters = bool(self.adapter_size)
+        attention_adapter = output_adapter = None
+        if self.adapter_size:
+            attention_adapter = lambda a: self._gated(self.attention_adapter, a)
+            output_adapter = lambda h: self._gated(self.output_adapter, h)
+        return self.forward(inputs, attention_bias, training, attention_adapter,
+                            self.attention_layer_norm, output_adapter, self.output_layer_norm)
+
+    def forward(self, inputs, attention_bias, training, attention_adapter, attention_layer_norm,
+                output_adapter, output_layer_norm):
+        """The layer with its adapters and LayerNorms given as callables.
+
+        `call` passes this layer's own; the multi-task bank passes ones that
+        apply each example's task's weights. An adapter of `None` is skipped.
+        """
         x = inputs
         a = self.attention(x, attention_bias=attention_bias, training=training)
         a = self.attention_output_dropout(a, training=training)
-        if use_adapters:
-            a = self._gated(self.attention_adapter, a)
-        x = self.attention_layer_norm(x + a)
+        if attention_adapter is not None:
+            a = attention_adapter(a)
+        x = attention_layer_norm(x + a)
         h = self._activation_fn(self.intermediate(x))
         h = self.output_dense(h)
         h = self.output_dropout(h, training=training)
-        if use_adapters:
-            h = self._gated(self.output_adapter, h)
-        return self.output_layer_norm(x + h)
+        if output_adapter is not None:
+            h = output_adapter(h)
+        return output_layer_norm(x + h)
 
     def compute_output_shape(self, input_shape):
         return input_shape
