@@ -1,10 +1,11 @@
 """SQuAD v1.1 with adapters on BERT-large (paper, section 3.5, figure 5).
 
   python run_squad.py --hparams=hparams/squad_adapters.py \
-    --data_dir=$SQUAD_DIR --output_dir=runs/squad_adapters
+    --train_file=$SQUAD_DIR/train-v1.1.json --predict_file=$SQUAD_DIR/dev-v1.1.json \
+    --output_dir=runs/squad_adapters
 
-Data for `run_squad.py`, which does not exist yet; run_classifier.py refuses
-this file. learning rate {3e-5, 1e-4, 3e-4, 1e-3} x epochs {3, 10, 20} = 12
+For `run_squad.py` (run_classifier.py refuses this file); without the two
+files it reads TFDS squad/v1.1. learning rate {3e-5, 1e-4, 3e-4, 1e-3} x epochs {3, 10, 20} = 12
 trials at adapter size 64 (the paper also reports size 2: set
 --adapter_size=2 and a new --output_dir).
 

@@ -1,9 +1,10 @@
 """SQuAD v1.1 full fine-tuning of BERT-large: the baseline (paper, section 3.5).
 
   python run_squad.py --hparams=hparams/squad_full.py \
-    --data_dir=$SQUAD_DIR --output_dir=runs/squad_full
+    --train_file=$SQUAD_DIR/train-v1.1.json --predict_file=$SQUAD_DIR/dev-v1.1.json \
+    --output_dir=runs/squad_full
 
-For `run_squad.py` (not written yet). learning rate {3e-5, 5e-5, 1e-4} x
+For `run_squad.py`. learning rate {3e-5, 5e-5, 1e-4} x
 epochs {2, 3, 5} = 9 trials.
 
 Expected (paper): validation F1 90.7; not measured here.
