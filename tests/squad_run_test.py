@@ -219,3 +219,18 @@ def test_embedded_encoder_trains_on_some_articles_and_predicts_others(tmp_path):
     contexts = {q["id"]: p["context"] for a in dev["data"] for p in a["paragraphs"]
                 for q in p["qas"]}
     assert all(text in contexts[qid] for qid, text in predictions.items())
+
+
+@pytest.mark.parametrize("tuning, kwargs, trained_params", [
+    ("top_k", {"num_tuned_layers": 1}, None),
+    ("layer_norm", {}, (2 * 2 + 1) * 2 * 8 + 8 * 2 + 2),
+])
+def test_every_tuning_mode_trains_the_span_head(tiny, tmp_path, tuning, kwargs, trained_params):
+    out = str(tmp_path / tuning)
+    trainer.run(_config(tiny, tuning=tuning, adapter_size=None, max_train_steps=1, **kwargs),
+                out)
+    with open(os.path.join(out, "task_artifact", "task_config.json")) as f:
+        artifact = json.load(f)
+    assert artifact["tuning"] == tuning and "head/kernel" in artifact["trained_weights"]
+    if trained_params is not None:  # 2L+1 LayerNorms of width 8, and the 8x2 head.
+        assert artifact["trained_params"] == trained_params

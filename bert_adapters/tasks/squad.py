@@ -131,6 +131,10 @@ class SpanKind(TaskKind):
 
     # === Model and loss ===
     def build_model(self, encoder):
+        # The span head reads the sequence output: the pooler gets no gradient
+        # (BERT's optimiser skips it), so it is frozen and stays out of the
+        # artifact whatever the tuning mode trains.
+        encoder.pooler.trainable = False
         return heads.build_span_model(encoder)
 
     def loss(self, labels, outputs):
