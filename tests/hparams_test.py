@@ -18,6 +18,7 @@ PAPER_SIZES = {
     "layer_norm_base.py": 3 * 2, "tradeoff_base.py": (10 + 12 + 1) * 3,
     "init_scale_base.py": 8, "squad_adapters.py": 4 * 3, "squad_full.py": 3 * 3,
     "minilm_smoke.py": 2 * 2,
+    "tradeoff_minilm.py": 4 + 3 + 1 + 1,
     "squad_minilm_smoke.py": 2,
 }
 
