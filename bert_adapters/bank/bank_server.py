@@ -1,0 +1,118 @@
+"""`BankServer`: raw strings in, each task's label strings and scores out; the SavedModel's root."""
+
+import tensorflow as tf
+
+from bert_adapters.bank.bank_task import PAIR, PAIR_IF_GIVEN, SINGLE
+from bert_adapters.bert_encoder import INPUT_NAMES
+from bert_adapters.submission import STSB_RANGE
+
+_STRINGS = tf.TensorSpec([None], tf.string)
+
+
+class BankServer(tf.Module):
+    """The tokenizer, the `BankedModel` and the tasks' label tables, as one module.
+
+    `serve(task, text_a, text_b)` takes `[batch_size]` string tensors (any
+    mix of tasks; names case-insensitive, `sst2` = `SST-2`; `text_b` is
+    ignored for single-sentence tasks) and returns
+      - `prediction`: `[batch_size]` strings, the label each task's GLUE
+        submission file would hold (regression: the score clipped to
+        [0, 5], 3 decimals, as STS-B's submission);
+      - `scores`: float32 `[batch_size, num_outputs]`, each task's class
+        probabilities in the order of its labels (regression: the raw
+        score), zero-padded to the bank's widest head;
+      - `task`: `[batch_size]` the canonical task names.
+    An unknown task name, or a pair task without `text_b`, fails the call
+    with InvalidArgument naming it. Batches are padded to their longest
+    example, not to `max_seq_length`. Saved with `tf.saved_model.save`, this
+    module is the bank's SavedModel: plain TensorFlow and tensorflow_text
+    ops, nothing of `bert_adapters` needed to load or run it.
+
+    Args:
+        model: a `BankedModel`.
+        tokenizer: the base's `BertTokenizer`.
+        tasks: the `BankTask`s, in the model's task-index order.
+    """
+
+    def __init__(self, model, tokenizer, tasks, name="bank"):
+        super().__init__(name=name)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.task_names = [task.name for task in tasks]
+        width = model.num_outputs
+        self._names = tf.constant(self.task_names)
+        self._task_index = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant([task.key for task in tasks]), tf.range(len(tasks), dtype=tf.int32)),
+            default_value=-1)
+        labels = [list(task.labels or ()) for task in tasks]
+        self._labels = tf.constant([row + [""] * (width - len(row)) for row in labels])
+        self._text_modes = tf.constant([task.text_mode for task in tasks], tf.int32)
+        self._regression = tf.constant([task.is_regression for task in tasks])
+        self.serve = tf.function(self._serve, input_signature=[_STRINGS] * 3)
+
+    def _serve(self, task, text_a, text_b):
+        task_ids = self._lookup(task)
+        inputs = self._tokenize(task_ids, text_a, text_b)
+        logits = self.model(inputs, task_ids)
+        regression = tf.gather(self._regression, task_ids)
+        raw = tf.where(tf.math.is_finite(logits), logits, 0.0)
+        scores = tf.where(regression[:, tf.newaxis], raw, tf.nn.softmax(logits))
+        best = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        labels = tf.gather_nd(self._labels, tf.stack([task_ids, best], axis=1))
+        low, high = STSB_RANGE
+        value = tf.strings.as_string(tf.clip_by_value(raw[:, 0], low, high), precision=3)
+        return {"prediction": tf.where(regression, value, labels), "scores": scores,
+                "task": tf.gather(self._names, task_ids)}
+
+    def _lookup(self, task):
+        """Task indices of the names, case, dashes and underscores ignored."""
+        keys = tf.strings.regex_replace(tf.strings.lower(task, encoding="utf-8"),
+                                        r"[^\pL\pN]", "")
+        task_ids = self._task_index.lookup(keys)
+        unknown = task_ids < 0
+        check = tf.debugging.Assert(
+            tf.logical_not(tf.reduce_any(unknown)),
+            ["unknown task name(s):", tf.boolean_mask(task, unknown), "this bank serves:",
+             ", ".join(self.task_names)], summarize=5)
+        with tf.control_dependencies([check]):  # Before anything gathers with -1.
+            return tf.identity(task_ids)
+
+    def _tokenize(self, task_ids, text_a, text_b):
+        """`[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` as each example's task takes it."""
+        modes = tf.gather(self._text_modes, task_ids)
+        given = tf.strings.length(text_b) > 0
+        missing = (modes == PAIR) & ~given
+        check = tf.debugging.Assert(
+            tf.logical_not(tf.reduce_any(missing)),
+            ["text_b is empty for a pair task:", tf.boolean_mask(tf.gather(self._names, task_ids),
+                                                                 missing)], summarize=5)
+        with tf.control_dependencies([check]):
+            pair = (modes == PAIR) | ((modes == PAIR_IF_GIVEN) & given)  # Else SINGLE.
+        single_inputs = self.tokenizer(text_a)
+        pair_inputs = self.tokenizer(text_a, text_b)
+        inputs = {name: tf.where(pair[:, tf.newaxis], pair_inputs[name], single_inputs[name])
+                  for name in INPUT_NAMES}
+        # Padding costs compute: cut the batch to its longest example.
+        width = tf.maximum(tf.reduce_max(tf.reduce_sum(inputs["input_mask"], axis=1)), 1)
+        return {name: value[:, :width] for name, value in inputs.items()}
+
+    def task_signature(self, index):
+        """A `tf.function` serving one task: `text_a` (and `text_b` for pair tasks)."""
+        name = self.task_names[index]
+
+        def fill(texts):
+            return tf.fill(tf.shape(texts), name)
+
+        if int(self._text_modes[index]) == SINGLE:
+            return tf.function(lambda text_a: self.serve(fill(text_a), text_a, tf.zeros_like(text_a)),
+                               input_signature=[_STRINGS])
+        return tf.function(lambda text_a, text_b: self.serve(fill(text_a), text_a, text_b),
+                           input_signature=[_STRINGS] * 2)
+
+    def signatures(self):
+        """{signature key: concrete function}: `serving_default` and one per task name."""
+        signatures = {"serving_default": self.serve.get_concrete_function()}
+        for index, name in enumerate(self.task_names):
+            signatures[name] = self.task_signature(index).get_concrete_function()
+        return signatures
