@@ -189,3 +189,43 @@ def test_the_module_runs_without_the_trainer_and_fails_cleanly(tmp_path):
     assert "Traceback" not in proc.stderr
     assert "analysis ablate: error:" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _tiny_squad_file(path, rng):
+    """Two paragraphs of tiny-vocabulary words, answers cut from the context."""
+    from tiny_runs import WORDS
+    paragraphs = []
+    for p in range(2):
+        words = list(rng.choice(WORDS, size=20))
+        context = " ".join(words)
+        qas = []
+        for q in range(3):
+            start = int(rng.integers(0, 17))
+            text = " ".join(words[start:start + 2])
+            char_start = len(" ".join(words[:start])) + (1 if start else 0)
+            qas.append({"id": f"p{p}q{q}", "question": " ".join(rng.choice(WORDS, 4)),
+                        "answers": [{"text": text, "answer_start": char_start}]})
+        paragraphs.append({"context": context, "qas": qas})
+    path.write_text(json.dumps({"version": "1.1",
+                                "data": [{"title": "t", "paragraphs": paragraphs}]}))
+    return str(path)
+
+
+def test_a_squad_run_is_ablated_on_f1(tmp_path):
+    from bert_adapters.tasks.squad import SquadConfig
+    rng = np.random.default_rng(0)
+    config = SquadConfig(
+        encoder=write_tiny_encoder(tmp_path / "encoder", max_sequence_length=64),
+        train_file=_tiny_squad_file(tmp_path / "train.json", rng),
+        predict_file=_tiny_squad_file(tmp_path / "dev.json", rng), adapter_size=2,
+        adapter_init_scale=0.3, max_seq_length=32, doc_stride=8, max_query_length=6,
+        train_batch_size=4, eval_batch_size=8, learning_rate=1e-2, max_train_steps=2,
+        do_train=True, do_eval=True, save_checkpoints_steps=2)
+    results = trainer.run(config, str(tmp_path / "run"))
+    result = ablation.run_ablation(str(tmp_path / "run"))
+    assert (result["metric"], result["task_kind"], result["num_eval_examples"]) == (
+        "f1", "span", 6)
+    assert result["full"] == pytest.approx(results["f1"], abs=1e-6)
+    assert [[v is None for v in row] for row in result["matrix"]] == [[False, False],
+                                                                      [True, False]]
+    assert result["traces"] == 1
