@@ -17,6 +17,7 @@ from absl import app, flags
 from bert_adapters import flags as ba_flags
 
 ba_flags.define_squad_flags()
+flags.adopt_module_key_flags(ba_flags)  # --help lists them.
 FLAGS = flags.FLAGS
 
 
@@ -26,4 +27,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=ba_flags.parse_flags)

@@ -53,6 +53,10 @@ class RunConfig:
     # --- hardware ---
     distribution_strategy: str = "one_device"
     tpu: Optional[str] = None
+    # Where a Cloud TPU named by `tpu` lives (BERT's --tpu_zone, --gcp_project);
+    # None: the resolver asks the GCE metadata server.
+    tpu_zone: Optional[str] = None
+    gcp_project: Optional[str] = None
     num_gpus: Optional[int] = None
     mixed_precision: Optional[str] = None   # None, "bf16" or "fp16"
     jit_compile: bool = False
