@@ -70,7 +70,9 @@ def read_task_config(directory):
         raise FileNotFoundError(
             f"{path} not found: {directory} is not a complete task artifact "
             f"(expected {CONFIG_FILE} and {WEIGHTS_FILE}, written at the end of training)")
-    config = io_utils.read_json(path)
+    config = io_utils.read_json(path)  # A damaged file: ValueError naming the line.
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(config).__name__}")
     if config.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: format_version {config.get('format_version')!r}, "
                          f"expected {FORMAT_VERSION}")
@@ -92,10 +94,10 @@ def load_artifact_weights(model, encoder, directory):
             f"but the encoder given has fingerprint {fingerprint}: adapters only work on the "
             f"exact base they were trained with")
     path = io_utils.join(directory, WEIGHTS_FILE)
-    with io_utils.gfile_open(path, "rb") as f:
-        weights = safetensors.numpy.load(f.read())
+    weights = read_weights(path)
     targets = {**encoder.weight_map(), **head_weight_map(model)}
-    problems = [f"{n}: not in this model" for n in weights if n not in targets]
+    problems = [f"{n}: missing" for n in config.get("trained_weights", ()) if n not in weights]
+    problems += [f"{n}: not in this model" for n in weights if n not in targets]
     problems += [f"{n}: expected {tuple(targets[n].shape)}, found {weights[n].shape}"
                  for n in weights if n in targets and tuple(targets[n].shape) != weights[n].shape]
     if problems:
@@ -103,6 +105,20 @@ def load_artifact_weights(model, encoder, directory):
     for name, value in weights.items():
         targets[name].assign(value.astype(targets[name].dtype))
     return config
+
+
+def read_weights(path):
+    """{name: array} of a weights.safetensors file; a damaged file is a ValueError."""
+    if not io_utils.exists(path):
+        raise FileNotFoundError(f"{path} not found: the task artifact's trained weights are "
+                                f"missing")
+    with io_utils.gfile_open(path, "rb") as f:
+        data = f.read()
+    try:
+        return safetensors.numpy.load(data)
+    except Exception as err:  # pylint: disable=broad-except  (SafetensorError, ...)
+        raise ValueError(f"{path}: not a readable safetensors file ({err}; {len(data)} "
+                         f"bytes): the task artifact is damaged or was cut short") from None
 
 
 def load_base_encoder(task_config, **overrides):

@@ -18,21 +18,24 @@ to the first path in sorted order.
 The bundle holds the 11 files the GLUE server expects, each from the best run
 of the task that predicts it (AX.tsv from the MNLI run). Every file is checked
 against its test split (header, row count, index order, label strings) with
-`submission.validate_submission`, so `--data_dir` (the GLUE root) must hold
-the test files; without it they are read from TFDS. A file that no run has
-is an error naming it, unless `--allow_missing`. The zip is written
-atomically, its files at the top level.
+`submission.validate_submission`. The test split comes from `--data_dir` (a
+GLUE root) when given; otherwise from the data the run itself read, as its
+`run_config.json` records it (its `--data_dir` folder, AX beside the MNLI
+folder; TFDS only for a run that read TFDS). A file that no run has is an
+error naming it, unless `--allow_missing`. The zip is written atomically, its
+files at the top level; its folder is created if needed.
 """
 
 import dataclasses
 import io
-import sys
+import os
 import zipfile
 
 import tensorflow as tf
 from absl import app, flags, logging
 
-from bert_adapters import data, io_utils, submission
+from bert_adapters import data, io_utils, submission, terminal
+from bert_adapters.flags import parse_flags
 from bert_adapters.sweep import selection
 
 BEST_FILE = "best.json"
@@ -149,8 +152,10 @@ def build_bundle(runs_dir, output, data_dir=None, tfds_data_dir=None, allow_miss
     Args:
         runs_dir: where the runs and sweeps are.
         output: the zip to write (local or gs://).
-        data_dir: the GLUE root holding each task's test file; None = TFDS.
-        tfds_data_dir: TFDS's data directory when `data_dir` is None.
+        data_dir: the GLUE root holding each task's test file; None: the data
+            each run read (its run_config.json), TFDS for runs that read TFDS.
+        tfds_data_dir: TFDS's data directory for those runs (default: the
+            one the run used).
         allow_missing: write the files found even if some are missing.
 
     Returns:
@@ -173,7 +178,7 @@ def build_bundle(runs_dir, output, data_dir=None, tfds_data_dir=None, allow_miss
             missing.append(f"{name} (the best {owner} run, {candidate.run_dir}, has no {name})")
             continue
         try:
-            indices = data.load_split(task, split, data_dir, tfds_data_dir).indices
+            indices = _test_split(task, split, candidate, data_dir, tfds_data_dir).indices
         except (ValueError, FileNotFoundError, OSError) as err:
             problems.append(f"{name}: cannot read the {task.name} {split} split to check it: "
                             f"{err}")
@@ -199,8 +204,38 @@ def build_bundle(runs_dir, output, data_dir=None, tfds_data_dir=None, allow_miss
     return manifest, missing
 
 
+def _test_split(task, split, candidate, data_dir, tfds_data_dir):
+    """The test split a candidate's file is checked against (see the module docstring)."""
+    if data_dir:
+        return data.load_split(task, split, data_dir, tfds_data_dir)
+    config_path = io_utils.join(candidate.run_dir, RUN_FILES[0])
+    if not io_utils.exists(config_path):
+        raise FileNotFoundError(f"{config_path} not found, so the data the run read is "
+                                f"unknown; pass --data_dir=GLUE_ROOT")
+    settings = io_utils.read_json(config_path).get("settings") or {}
+    run_data = settings.get("data_dir")
+    if not run_data:  # The run read TFDS.
+        return data.load_split(task, split, None,
+                               tfds_data_dir or settings.get("tfds_data_dir"))
+    if task.name == candidate.task:
+        return data.load_split(task, split, run_data)
+    # A task another run predicts (AX by MNLI): beside that run's folder, or
+    # in the GLUE root it named.
+    root = run_data.rstrip("/")
+    for folder in (root, os.path.dirname(root)):
+        if folder and io_utils.exists(io_utils.join(folder, task.folder)):
+            return data.load_split(task, split, io_utils.join(folder, task.folder))
+    raise FileNotFoundError(f"no {task.folder}/ folder beside {run_data}, the data of "
+                            f"{candidate.run_dir}; pass --data_dir=GLUE_ROOT")
+
+
 def _write_zip(output, names, paths):
-    """The files flat at the zip's top level; written atomically."""
+    """The files flat at the zip's top level; written atomically, its folder created."""
+    if io_utils.exists(output) and io_utils.isdir(output):
+        raise ValueError(f"--output {output} is a directory; name the zip file to write")
+    folder = os.path.dirname(output.rstrip("/"))
+    if folder and not io_utils.exists(folder):
+        io_utils.makedirs(folder)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
         for name in sorted(names):
@@ -222,8 +257,9 @@ def _define_flags():
     flags.DEFINE_string("runs_dir", None, "Where the sweeps (best.json) and single runs are.")
     flags.DEFINE_string("output", None, "The zip to write, e.g. submission.zip.")
     flags.DEFINE_string("data_dir", None, "The GLUE root holding every task's test file "
-                        "(to check the files); without it, TFDS.")
-    flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory (without --data_dir).")
+                        "(to check the files); without it, the data each run read.")
+    flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory, for runs that read TFDS "
+                        "(default: the run's own).")
     flags.DEFINE_bool("allow_missing", False, "Zip the files found even if some are missing.")
     flags.mark_flags_as_required(["runs_dir", "output"])
 
@@ -231,16 +267,17 @@ def _define_flags():
 def main(argv):
     del argv
     values = flags.FLAGS
+    terminal.setup_cli(values.verbosity)
     try:
         manifest, missing = build_bundle(values.runs_dir, values.output, values.data_dir,
                                          values.tfds_data_dir, values.allow_missing)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"glue_submission: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    except (ValueError, OSError, tf.errors.NotFoundError,
+            tf.errors.PermissionDeniedError) as err:
+        terminal.fail("glue_submission", getattr(err, "message", None) or err)
     print(format_manifest(manifest, missing))
     print(f"Wrote {values.output}: {len(manifest)} files")
 
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

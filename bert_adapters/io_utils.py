@@ -35,14 +35,62 @@ def write_json(path, obj):
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+class JSONFileError(json.JSONDecodeError):
+    """Invalid JSON in a file; the message names the file and the line."""
+
+    def __init__(self, path, err):
+        super().__init__(err.msg, err.doc, err.pos)
+        self.path = path
+
+    def __str__(self):
+        return (f"{self.path}:{self.lineno}: not valid JSON ({self.msg} at column {self.colno}); "
+                f"the file is damaged or was cut short")
+
+
+class NotUTF8Error(UnicodeDecodeError):
+    """A byte that is not UTF-8 in a text file; the message names the file and the line."""
+
+    def __init__(self, path, line, column, err):
+        super().__init__(err.encoding, err.object, err.start, err.end, err.reason)
+        self.path, self.line, self.column = path, line, column
+
+    def __str__(self):
+        return (f"{self.path}:{self.line}: byte 0x{self.object[self.start]:02x} at column "
+                f"{self.column} is not UTF-8 ({self.reason}); save the file as UTF-8")
+
+
 def read_json(path):
-    with tf.io.gfile.GFile(path, "r") as f:
-        return json.load(f)
+    """The JSON value in `path`; a damaged file raises JSONFileError (file and line)."""
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise JSONFileError(path, err) from None
 
 
 def read_text(path):
-    with tf.io.gfile.GFile(path, "r") as f:
-        return f.read()
+    """The UTF-8 text in `path`; a non-UTF-8 byte raises NotUTF8Error (file and line)."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise NotUTF8Error(path, line, column, err) from None
+
+
+def decoded_lines(f, path):
+    """The lines of a file opened in binary mode, as UTF-8 text.
+
+    A byte that is not UTF-8 raises NotUTF8Error, naming the file, the line
+    and the byte (Python's own error names neither the file nor the line).
+    """
+    for number, raw in enumerate(f, start=1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise NotUTF8Error(path, number, err.start + 1, err) from None
 
 
 def join(*parts):
@@ -51,6 +99,14 @@ def join(*parts):
 
 def exists(path):
     return tf.io.gfile.exists(path)
+
+
+def listdir(path):
+    return tf.io.gfile.listdir(path)
+
+
+def isdir(path):
+    return tf.io.gfile.isdir(path)
 
 
 def makedirs(path):

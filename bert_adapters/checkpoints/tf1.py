@@ -12,11 +12,11 @@ also hold the adapters: `bert/encoder/layer_i/attention/output/adapters/
 same under `bert/encoder/layer_i/output/adapters/`.
 """
 
-import json
 import re
 
 import tensorflow as tf
 
+from bert_adapters import io_utils
 from bert_adapters.bert_encoder import BertConfig
 from bert_adapters.checkpoints import canonical
 from bert_adapters.checkpoints.canonical import Entry
@@ -76,8 +76,10 @@ def read_config_file(bert_config_file):
     if not tf.io.gfile.exists(bert_config_file):
         raise FileNotFoundError(
             f"BERT config file {bert_config_file} not found (pass bert_config_file)")
-    with tf.io.gfile.GFile(bert_config_file, "r") as f:
-        return json.load(f)
+    config = io_utils.read_json(bert_config_file)  # Damaged: an error naming the line.
+    if not isinstance(config, dict):
+        raise ValueError(f"{bert_config_file}: expected a JSON object of BERT settings")
+    return config
 
 
 def read_tensors(prefix):
@@ -90,10 +92,29 @@ def read_tensors(prefix):
     Returns:
         dict {name: np.ndarray}.
     """
-    reader = tf.train.load_checkpoint(prefix)
-    return {name: reader.get_tensor(name)
-            for name in reader.get_variable_to_shape_map()
-            if name.startswith("bert/") and not name.endswith(("/adam_m", "/adam_v"))}
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        names = reader.get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as err:
+        raise ValueError(f"{prefix}.index: not a readable TF1 checkpoint index "
+                         f"({_reason(err)}); the checkpoint is damaged or incomplete") from None
+    tensors = {}
+    for name in names:
+        if not name.startswith("bert/") or name.endswith(("/adam_m", "/adam_v")):
+            continue
+        try:
+            tensors[name] = reader.get_tensor(name)
+        except (tf.errors.OpError, IndexError, ValueError) as err:
+            # A truncated .data file: TensorFlow says only "Read less bytes than requested".
+            data_files = tf.io.gfile.glob(f"{prefix}.data-*") or [f"{prefix}.data-*"]
+            raise ValueError(f"{', '.join(data_files)}: cannot read tensor {name} "
+                             f"({_reason(err)}); the checkpoint's data file is damaged or was "
+                             f"cut short (download or copy it again)") from None
+    return tensors
+
+
+def _reason(err):
+    return getattr(err, "message", None) or str(err) or type(err).__name__
 
 
 # === Translation ===

@@ -176,8 +176,8 @@ def _records(path, required):
     fmt = _format(path)
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
-    with tf.io.gfile.GFile(path, "r") as f:
-        lines = _strip_bom(f)
+    with tf.io.gfile.GFile(path, "rb") as f:
+        lines = _strip_bom(io_utils.decoded_lines(f, path))
         if fmt == "jsonl":
             yield from _json_records(lines, path, required)
         else:

@@ -102,8 +102,9 @@ def read_tsv(path, task, layout):
     label_ids = None if regression else {name: i for i, name in enumerate(task.label_names)}
     texts_a, texts_b, labels, indices = [], [], [], []
     skipped, blank = [], 0
-    with tf.io.gfile.GFile(path, "r") as f:
-        reader = csv.reader(_lines(f), delimiter="\t", quoting=csv.QUOTE_NONE)
+    with tf.io.gfile.GFile(path, "rb") as f:
+        reader = csv.reader(_lines(io_utils.decoded_lines(f, path)), delimiter="\t",
+                            quoting=csv.QUOTE_NONE)
         rows = _numbered_rows(reader, path)
         header = None
         if layout.has_header:

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import sys
+import traceback
 import typing
 
 
@@ -47,7 +48,7 @@ def config_class(runner=DEFAULT_RUNNER):
     return getattr(importlib.import_module(module), name)
 # One strategy serves every trial of a process (a TPU system is initialised
 # once), so the hardware cannot change from trial to trial.
-UNSWEEPABLE = ("distribution_strategy", "tpu", "num_gpus")
+UNSWEEPABLE = ("distribution_strategy", "tpu", "tpu_zone", "gcp_project", "num_gpus")
 # Short names in trial names; other fields appear in full.
 SHORT_NAMES = {
     "learning_rate": "lr", "num_train_epochs": "ep", "adapter_size": "size",
@@ -138,7 +139,7 @@ def load_hparams(path, runner=DEFAULT_RUNNER):
     Raises:
         ValueError: naming the file, the entry and the field at fault.
     """
-    module = _import_file(path)
+    module = _user_code(path, _import_file, path)
     file_runner = getattr(module, "RUNNER", DEFAULT_RUNNER)
     if file_runner not in RUNNERS:
         raise ValueError(f"{path}: RUNNER = {file_runner!r}; expected one of {RUNNERS}")
@@ -148,13 +149,13 @@ def load_hparams(path, runner=DEFAULT_RUNNER):
     for fn in ("get_config", "get_sweep"):
         if not callable(getattr(module, fn, None)):
             raise ValueError(f"{path}: an hparams file defines {fn}()")
-    config = module.get_config()
+    config = _user_code(path, module.get_config)
     if not isinstance(config, dict):
         raise ValueError(f"{path}: get_config() must return a dict of settings, "
                          f"got {type(config).__name__}")
     cls = config_class(file_runner)
     check_fields(config, f"{path}: get_config()", cls)
-    sweep = module.get_sweep()
+    sweep = _user_code(path, module.get_sweep)
     if not isinstance(sweep, (list, tuple)) or not sweep:
         raise ValueError(f"{path}: get_sweep() must return a non-empty list of dicts "
                          f"(use [{{}}] for a single run), got {sweep!r:.80}")
@@ -225,6 +226,39 @@ def _type_text(hint):
     if typing.get_origin(hint) is tuple:
         return "a list of str"
     return hint.__name__
+
+
+def _user_code(path, fn, *args):
+    """Runs the hparams file's code; its errors become one line naming the file and line.
+
+    A syntax error, a misspelt name or a failing `get_sweep()` in an hparams
+    file is the user's to fix, so it is reported as `file:line: error`, not
+    as a traceback through this package.
+    """
+    try:
+        return fn(*args)
+    except SyntaxError as err:
+        where = f"{err.filename or path}:{err.lineno}" if err.lineno else (err.filename or path)
+        raise ValueError(f"{where}: syntax error: {err.msg}") from None
+    except (FileNotFoundError, ValueError) as err:
+        if getattr(err, "__traceback__", None) is None or not _frames_in(path, err):
+            raise  # This module's own readable errors.
+        raise ValueError(_where(path, err)) from None
+    except Exception as err:  # pylint: disable=broad-except
+        raise ValueError(_where(path, err)) from None
+
+
+def _frames_in(path, err):
+    """The traceback frames of `err` in the hparams file's folder (the file, its bases)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    return [f for f in traceback.extract_tb(err.__traceback__)
+            if os.path.dirname(os.path.abspath(f.filename)) == folder]
+
+
+def _where(path, err):
+    frames = _frames_in(path, err)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else path
+    return f"{where}: {type(err).__name__}: {err}"
 
 
 def _import_file(path):
