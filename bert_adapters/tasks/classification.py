@@ -20,6 +20,16 @@ from bert_adapters.tokenization import encode
 from bert_adapters.run_config import RunConfig
 
 
+# BERT's --do_predict output: class probabilities of each test example.
+TEST_RESULTS_FILE = "test_results.tsv"
+
+
+def _softmax(logits):
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
 @dataclasses.dataclass(frozen=True)
 class ClassifierConfig(RunConfig):
     """Settings of `run_classifier.py`: the shared ones plus task and data.
@@ -135,11 +145,22 @@ class ClassificationKind(TaskKind):
             io_utils.join(output_dir, file_name), owner,
             classification_data.split_name(split.name), split.data.indices,
             self._predictions(outputs))
-        logging.info("Wrote %s (%d rows)", file_name, len(outputs))
+        logging.info("Wrote %s (%d rows)", io_utils.join(output_dir, file_name), len(outputs))
+        if split.name == next(iter(self.task.test_files)):
+            # BERT's test_results.tsv: the task's (first) test split, one row
+            # per example in file order, no header; a column per class, in
+            # the order of the task's label_names (BERT's label lists).
+            values = outputs[:, :1] if self.task.is_regression else _softmax(outputs)
+            io_utils.write_text(
+                io_utils.join(output_dir, TEST_RESULTS_FILE),
+                "".join("\t".join(str(v) for v in row) + "\n"
+                        for row in values.astype(np.float32)))
+            logging.info("Wrote %s (%s per example)", io_utils.join(output_dir, TEST_RESULTS_FILE),
+                         "the score" if self.task.is_regression else "class probabilities")
         return {}
 
     def prediction_files(self):
-        files = list(self.task.test_files.values())
+        files = list(self.task.test_files.values()) + [TEST_RESULTS_FILE]
         if self.task.custom_format is None:
             for other in data.tasks_predicted_by(self.task):
                 files += list(other.test_files.values())

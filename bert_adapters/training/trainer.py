@@ -395,10 +395,18 @@ def _write_eval_results(output_dir, results, step):
                 tf.summary.scalar(k, v)
     writer.flush()
     io_utils.write_json(io_utils.join(output_dir, EVAL_RESULTS_FILE), results)
-    # BERT's run_classifier.py format: `key = value`, sorted.
+    # BERT's estimator lines, sorted: every metric as `eval_<metric>`,
+    # `global_step`, and `loss`, which Estimator.evaluate reports as the mean
+    # eval loss (equal to eval_loss in BERT's README output).
+    bert = {k if k.startswith("eval_") else f"eval_{k}": v for k, v in results.items()
+            if k not in ("global_step", "num_eval_examples")}
+    bert["global_step"] = results.get("global_step", step)
+    if "eval_loss" in results:
+        bert["loss"] = results["eval_loss"]
+    lines = [f"{k} = {bert[k]}" for k in sorted(bert)]
     io_utils.write_text(io_utils.join(output_dir, "eval_results.txt"),
-                        "".join(f"{k} = {results[k]}\n" for k in sorted(results)))
-    logging.info("Eval results: %s", results)
+                        "".join(line + "\n" for line in lines))
+    logging.info("***** Eval results *****\n%s", "\n".join("  " + line for line in lines))
 
 
 def _trained_steps(output_dir, artifact_config=None):
