@@ -46,6 +46,10 @@ class RunConfig:
     # Batches of similar lengths (groups of 50 batches sorted by length): less
     # padding, same examples per epoch. Off by default to match BERT's order.
     group_by_length: bool = False
+    # Several short examples per row (block-diagonal attention, positions
+    # restarting per example, each example's own [CLS]): the same examples
+    # and loss per step with fewer padded tokens. Classification only.
+    pack_sequences: bool = False
     # --- what to do ---
     do_train: bool = False
     do_eval: bool = False
