@@ -9,10 +9,19 @@ works); `eval_results.json` and the task artifact's `task_config.json` are
 written only once their contents are complete. A job restarted on the same
 `output_dir` resumes from its last checkpoint and ends with the same weights
 as an uninterrupted one.
+
+With `multi_worker_mirrored` every worker runs this same call on its share of
+each global batch; only the chief writes to `output_dir`. Other workers save
+their checkpoints and prediction files (TF's multi-worker rule) to a private
+temporary directory that is removed when the call returns, and restore from
+the chief's checkpoints. Workers compare what they loaded before the first
+collective, so one worker's bad input stops the whole job with its message.
 """
 
 import contextlib
 import dataclasses
+import shutil
+import tempfile
 import time
 
 import keras
@@ -23,8 +32,7 @@ from absl import logging
 from bert_adapters import artifact, checkpoints, io_utils, tuning
 from bert_adapters.fingerprint import base_fingerprint
 from bert_adapters.tokenization import BertTokenizer
-from bert_adapters.training import input_pipeline
-from bert_adapters.training.distribution import get_strategy, needs_static_shapes
+from bert_adapters.training import distribution, input_pipeline
 from bert_adapters.training.optimization import create_optimizer
 
 RUN_CONFIG_FILE = "run_config.json"
@@ -37,6 +45,16 @@ PRECISION_POLICIES = {None: "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_
 
 class RunError(ValueError):
     """A problem with the run's settings or inputs, explained for the user."""
+
+
+class WorkerLostError(RunError):
+    """Another worker of a multi-worker job stopped: restart them all to resume."""
+
+
+# What a collective raises when a peer is gone (TF's coordination service
+# stops every worker within seconds of a missed heartbeat).
+_LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError,
+                       tf.errors.DeadlineExceededError, tf.errors.CancelledError)
 
 
 def run(config, output_dir, step_callback=None, strategy=None):
@@ -52,35 +70,43 @@ def run(config, output_dir, step_callback=None, strategy=None):
             `config.distribution_strategy` (tests, notebooks).
     """
     _check_config(config)
-    with _precision_policy(config.mixed_precision):
-        return _run(config, output_dir, step_callback, strategy)
+    # The first TensorFlow call: multi-worker and TPU strategies must be made
+    # before anything touches TensorFlow's context (see distribution.py).
+    strategy = strategy or distribution.strategy_from_config(config)
+    try:
+        with _precision_policy(config.mixed_precision), \
+                _write_dir(strategy, output_dir) as write_dir:
+            return _run(config, output_dir, write_dir, step_callback, strategy)
+    except _LOST_WORKER_ERRORS as err:
+        if not distribution.is_multi_worker(strategy):
+            raise
+        latest = tf.train.latest_checkpoint(io_utils.join(output_dir, CHECKPOINT_DIR))
+        raise WorkerLostError(
+            f"worker {distribution.worker_index(strategy)} lost the other workers "
+            f"({_first_lines(err.message)}); restart every worker with the same command: "
+            f"training resumes from {latest or 'the start (no checkpoint yet)'}") from None
 
 
-def _run(config, output_dir, step_callback, strategy):
+def _run(config, output_dir, write_dir, step_callback, strategy):
     # === Strategy ===
-    # First: multi-worker and TPU strategies must be made before anything
-    # else touches TensorFlow's context (seeds, devices, ops).
-    strategy = strategy or get_strategy(config.distribution_strategy, config.tpu, config.num_gpus)
-    static_shapes = needs_static_shapes(strategy)
+    static_shapes = distribution.needs_static_shapes(strategy)
+    chief = distribution.is_chief(strategy)
     keras.utils.set_random_seed(config.seed)
-    io_utils.makedirs(output_dir)
-    artifact_config = artifact.read_task_config(config.task_dir) if config.task_dir else None
-    config = _merge_artifact_settings(config, artifact_config)
-    kind = config.task_kind(artifact_config)
-    if artifact_config is not None:
-        kind.check_artifact(artifact_config)
 
     # === Data ===
-    vocab_file, lower_case = checkpoints.locate_vocab(
-        config.encoder, vocab_file=config.vocab_file, init_checkpoint=config.init_checkpoint)
-    if config.do_lower_case is not None and config.do_lower_case != lower_case:
-        raise RunError(
-            f"--do_lower_case={config.do_lower_case} contradicts the vocabulary {vocab_file}, "
-            f"which is {'uncased' if lower_case else 'cased'}: use "
-            f"--do_lower_case={lower_case} (or leave it out)")
-    tokenizer = BertTokenizer(vocab_file, lower_case=lower_case,
-                              max_seq_length=config.max_seq_length)
-    splits = kind.load_splits(tokenizer)
+    # What each worker reads on its own (settings, vocabulary, data files) is
+    # read before the first collective; then the workers compare notes.
+    try:
+        if chief:
+            io_utils.makedirs(output_dir)
+        config, artifact_config, kind, splits = _load(config)
+        error = None
+    except Exception as err:  # pylint: disable=broad-except
+        error = err  # Told to the other workers, then raised.
+    notes = distribution.agree(strategy, error, None if error else _inputs_digest(config, splits))
+    if len(set(notes)) > 1:
+        raise RunError(f"the workers loaded different settings or data ({_by_worker(notes)}): "
+                       f"run the same command on the same files on every worker")
 
     # === Model ===
     with strategy.scope():
@@ -97,26 +123,38 @@ def _run(config, output_dir, step_callback, strategy):
         if config.task_dir:
             artifact.load_artifact_weights(model, encoder, config.task_dir)
     fingerprint = base_fingerprint(encoder)
-    _write_run_config(output_dir, config, encoder, fingerprint, kind)
+    try:
+        _write_run_config(output_dir, config, encoder, fingerprint, kind, write=chief)
+        error = None
+    except Exception as err:  # pylint: disable=broad-except
+        error = err
+    notes = distribution.agree(strategy, error, fingerprint)
+    if len(set(notes)) > 1:
+        raise RunError(f"the workers loaded different base encoders ({_by_worker(notes)}): "
+                       f"every worker must read the same --encoder/--init_checkpoint")
     report = tuning.parameter_report(model, encoder)
-    io_utils.write_json(io_utils.join(output_dir, PARAMS_FILE), report)
+    if chief:
+        io_utils.write_json(io_utils.join(output_dir, PARAMS_FILE), report)
     logging.info("Parameters: %s", report)
 
     # === Train ===
     if config.do_train:
-        steps = _train(config, output_dir, strategy, model, encoder, kind,
+        steps = _train(config, output_dir, write_dir, strategy, model, encoder, kind,
                        splits[kind.train_split], static_shapes, step_callback)
-        artifact.save_artifact(io_utils.join(output_dir, ARTIFACT_DIR), model, encoder, {
-            **kind.artifact_config(),
-            "tuning": config.tuning, "num_tuned_layers": config.num_tuned_layers,
-            "adapter_size": config.adapter_size,
-            "adapter_init_scale": config.adapter_init_scale, "encoder_source": config.encoder,
-            "init_checkpoint": config.init_checkpoint, "bert_config_file": config.bert_config_file,
-            "vocab_file": config.vocab_file, "max_seq_length": config.max_seq_length,
-            "global_step": steps}, fingerprint)
+        if chief:
+            artifact.save_artifact(io_utils.join(output_dir, ARTIFACT_DIR), model, encoder, {
+                **kind.artifact_config(),
+                "tuning": config.tuning, "num_tuned_layers": config.num_tuned_layers,
+                "adapter_size": config.adapter_size,
+                "adapter_init_scale": config.adapter_init_scale,
+                "encoder_source": config.encoder, "init_checkpoint": config.init_checkpoint,
+                "bert_config_file": config.bert_config_file, "vocab_file": config.vocab_file,
+                "max_seq_length": config.max_seq_length, "global_step": steps}, fingerprint)
 
     # === Evaluate and predict ===
-    step = _trained_steps(output_dir, artifact_config)
+    # Every worker computes every output (its replicas' share, gathered);
+    # only the chief's files are kept.
+    step = steps if config.do_train else _trained_steps(output_dir, artifact_config)
     outputs = _OutputCache(strategy, model, splits, config.eval_batch_size, static_shapes)
     results = {}
     if config.do_eval:
@@ -128,15 +166,82 @@ def _run(config, output_dir, step_callback, strategy):
         results["num_eval_examples"] = kind.num_examples(splits[kind.eval_splits[0]])
     if config.do_predict:
         for key in kind.predict_splits(splits):
-            values = kind.write_predictions(output_dir, splits[key], outputs[key])
+            values = kind.write_predictions(write_dir, splits[key], outputs[key])
             if values and not config.do_eval:
                 # Predicted data that has answers is scored as it is predicted.
                 results.update(values)
                 results["num_eval_examples"] = kind.num_examples(splits[key])
     if results:
         results["global_step"] = step
-        _write_eval_results(output_dir, results, step)
+        if chief:
+            _write_eval_results(output_dir, results, step)
     return results
+
+
+def _load(config):
+    """Settings merged with --task_dir's artifact, the task kind and its data splits."""
+    artifact_config = artifact.read_task_config(config.task_dir) if config.task_dir else None
+    config = _merge_artifact_settings(config, artifact_config)
+    kind = config.task_kind(artifact_config)
+    if artifact_config is not None:
+        kind.check_artifact(artifact_config)
+    vocab_file, lower_case = checkpoints.locate_vocab(
+        config.encoder, vocab_file=config.vocab_file, init_checkpoint=config.init_checkpoint)
+    if config.do_lower_case is not None and config.do_lower_case != lower_case:
+        raise RunError(
+            f"--do_lower_case={config.do_lower_case} contradicts the vocabulary {vocab_file}, "
+            f"which is {'uncased' if lower_case else 'cased'}: use "
+            f"--do_lower_case={lower_case} (or leave it out)")
+    tokenizer = BertTokenizer(vocab_file, lower_case=lower_case,
+                              max_seq_length=config.max_seq_length)
+    return config, artifact_config, kind, kind.load_splits(tokenizer)
+
+
+# === Workers ===
+# Settings that shape every worker's sequence of collectives and updates
+# (paths may differ between machines; the data they name is compared itself).
+_AGREED_FIELDS = (
+    "tuning", "num_tuned_layers", "adapter_size", "max_seq_length", "train_batch_size",
+    "eval_batch_size", "learning_rate", "num_train_epochs", "warmup_proportion", "optimizer",
+    "weight_decay", "seed", "max_train_steps", "group_by_length", "do_train", "do_eval",
+    "do_predict", "mixed_precision", "jit_compile", "iterations_per_loop",
+    "save_checkpoints_steps")
+
+
+def _inputs_digest(config, splits):
+    """One digest of the settings and tokenized data every worker must share."""
+    items = [{f: getattr(config, f) for f in _AGREED_FIELDS}]
+    for key in sorted(splits):
+        split = splits[key]
+        items += [key] + [split.features[n] for n in sorted(split.features)]
+        if split.labels is not None:
+            items.append(np.asarray(split.labels))
+    return distribution.digest_arrays(*items)
+
+
+def _first_lines(text, count=2):
+    return " ".join([line.strip() for line in str(text).splitlines() if line.strip()][:count])
+
+
+def _by_worker(notes):
+    return ", ".join(f"worker {i}: {note[:16]}" for i, note in enumerate(notes))
+
+
+@contextlib.contextmanager
+def _write_dir(strategy, output_dir):
+    """`output_dir` on the chief; a private temporary directory on other workers.
+
+    TF's multi-worker rule: every worker saves (checkpoints may need all of
+    them), but only the chief's files are kept.
+    """
+    if distribution.is_chief(strategy):
+        yield output_dir
+        return
+    scratch = tempfile.mkdtemp(prefix=f"bert_adapters_worker{distribution.worker_index(strategy)}_")
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 # === Settings ===
@@ -151,7 +256,8 @@ def _check_config(config):
                        "directory (or its task_artifact) of an earlier training run")
     if config.mixed_precision not in PRECISION_POLICIES:
         raise RunError(f"--mixed_precision={config.mixed_precision!r}: expected bf16 or fp16")
-    for field in ("max_seq_length", "train_batch_size", "eval_batch_size"):
+    for field in ("max_seq_length", "train_batch_size", "eval_batch_size",
+                  "iterations_per_loop", "save_checkpoints_steps"):
         if getattr(config, field) < 1:
             raise RunError(f"--{field} must be positive, got {getattr(config, field)}")
     if config.learning_rate <= 0 or config.num_train_epochs <= 0:
@@ -177,8 +283,8 @@ def _merge_artifact_settings(config, artifact_config):
         adapter_init_scale=artifact_config["adapter_init_scale"])
 
 
-def _write_run_config(output_dir, config, encoder, fingerprint, kind):
-    """Writes run_config.json; a resumed run must not change training settings."""
+def _write_run_config(output_dir, config, encoder, fingerprint, kind, write=True):
+    """Writes run_config.json (if `write`); a resumed run must not change training settings."""
     path = io_utils.join(output_dir, RUN_CONFIG_FILE)
     record = {"settings": config.to_json(), "encoder_source": getattr(encoder, "source", None),
               "base_fingerprint": fingerprint, "task_kind": kind.name, **kind.record(),
@@ -193,7 +299,8 @@ def _write_run_config(output_dir, config, encoder, fingerprint, kind):
         if changed:
             raise RunError(f"{path} records a run with other settings ({'; '.join(changed)}); "
                            f"use a new --output_dir or delete the old one")
-    io_utils.write_json(path, record)
+    if write:
+        io_utils.write_json(path, record)
 
 
 def _jsonable(value):
@@ -211,9 +318,16 @@ def _precision_policy(name):
 
 
 # === Training ===
-def _train(config, output_dir, strategy, model, encoder, kind, train, static_shapes,
+def _train(config, output_dir, write_dir, strategy, model, encoder, kind, train, static_shapes,
            step_callback):
-    """Trains (or resumes) to the configured step count; returns it."""
+    """Trains (or resumes) to the configured step count; returns it.
+
+    Steps run `iterations_per_loop` at a time inside one compiled call; a
+    loop also ends at every checkpoint step, so checkpoints land exactly on
+    multiples of `save_checkpoints_steps` and a resumed run repeats the
+    uninterrupted one. Losses come back per step: logs and `step_callback`
+    still see every step.
+    """
     num_examples = train.num_rows
     total_steps = input_pipeline.num_train_steps(
         num_examples, config.train_batch_size, config.num_train_epochs, config.max_train_steps)
@@ -236,13 +350,20 @@ def _train(config, output_dir, strategy, model, encoder, kind, train, static_sha
         step=global_step, optimizer=optimizer, rng=seed_states,
         trained={name.replace("/", "."): v
                  for name, v in artifact.trained_weight_map(model, encoder).items()})
+    # Every worker restores the chief's latest checkpoint; each saves to its
+    # own write_dir (the chief's is output_dir; the others' are deleted).
     manager = tf.train.CheckpointManager(
-        checkpoint, io_utils.join(output_dir, CHECKPOINT_DIR), max_to_keep=2)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("Resumed from %s at step %d", manager.latest_checkpoint,
-                     int(global_step.numpy()))
+        checkpoint, io_utils.join(write_dir, CHECKPOINT_DIR), max_to_keep=2)
+    latest = tf.train.latest_checkpoint(io_utils.join(output_dir, CHECKPOINT_DIR))
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        logging.info("Resumed from %s at step %d", latest, int(global_step.numpy()))
     start = int(global_step.numpy())
+    notes = distribution.agree(strategy, note=str(start))
+    if len(set(notes)) > 1:
+        raise RunError(
+            f"the workers resume from different steps ({_by_worker(notes)}): every worker must "
+            f"read the chief's checkpoints in {output_dir} (a shared file system or gs://)")
     if start >= total_steps:
         logging.info("Training already finished (%d steps)", start)
         return total_steps
@@ -255,33 +376,78 @@ def _train(config, output_dir, strategy, model, encoder, kind, train, static_sha
         strategy, train.features, train.labels, rows[start:], static_shapes)
     iterator = iter(dataset)
     fp16 = config.mixed_precision == "fp16"
-    train_step = make_train_step(strategy, model, optimizer, kind.loss, config.train_batch_size,
-                                 global_step, config.jit_compile)
-
-    writer = tf.summary.create_file_writer(io_utils.join(output_dir, "logs", "train"))
-    progress = keras.utils.Progbar(total_steps, stateful_metrics=["loss", "lr"],
-                                   interval=5.0)
     inner = optimizer.inner_optimizer if fp16 else optimizer
+    train_loop = make_train_loop(strategy, model, optimizer, kind.loss, config.train_batch_size,
+                                 global_step, config.jit_compile,
+                                 learning_rate=lambda: inner.learning_rate)
+
+    chief = distribution.is_chief(strategy)
+    writer = (tf.summary.create_file_writer(io_utils.join(output_dir, "logs", "train"))
+              if chief else tf.summary.create_noop_writer())
+    progress = keras.utils.Progbar(total_steps, stateful_metrics=["loss", "lr"],
+                                   interval=5.0, verbose=1 if chief else 0)
     started, window_loss, window = time.time(), 0.0, 0
-    for step in range(start + 1, total_steps + 1):
-        loss = float(train_step(iterator))
-        window_loss, window = window_loss + loss, window + 1
-        if step % config.log_every_steps == 0 or step == total_steps:
-            lr = float(inner.learning_rate)
-            with writer.as_default(step=step):
-                tf.summary.scalar("loss", window_loss / window)
-                tf.summary.scalar("learning_rate", lr)
-            progress.update(step, [("loss", window_loss / window), ("lr", lr)])
-            window_loss, window = 0.0, 0
-        if step % config.save_checkpoints_steps == 0 or step == total_steps:
-            manager.save(checkpoint_number=step)
-        if step_callback is not None:
-            step_callback(step)
+    step = start
+    while step < total_steps:
+        end = loop_end(step, total_steps, config.iterations_per_loop,
+                       config.save_checkpoints_steps)
+        losses, rates = train_loop(iterator, tf.constant(end - step, tf.int32))
+        first = step + 1
+        for step, loss, lr in zip(range(first, end + 1), losses.numpy(), rates.numpy()):
+            window_loss, window = window_loss + float(loss), window + 1
+            if step % config.log_every_steps == 0 or step == total_steps:
+                with writer.as_default(step=step):
+                    tf.summary.scalar("loss", window_loss / window)
+                    tf.summary.scalar("learning_rate", float(lr))
+                progress.update(step, [("loss", window_loss / window), ("lr", float(lr))])
+                window_loss, window = 0.0, 0
+            if step == end and (step % config.save_checkpoints_steps == 0
+                                or step == total_steps):
+                manager.save(checkpoint_number=step)
+                if not chief:
+                    tf.io.gfile.rmtree(io_utils.join(write_dir, CHECKPOINT_DIR))
+            if step_callback is not None:
+                step_callback(step)
     writer.flush()
     elapsed = time.time() - started
     logging.info("Trained %d steps in %.1f s (%.1f examples/s)", total_steps - start, elapsed,
                  (total_steps - start) * config.train_batch_size / max(elapsed, 1e-9))
+    _check_workers_agree(strategy, model, encoder)
     return total_steps
+
+
+def loop_end(step, total_steps, iterations_per_loop, save_checkpoints_steps):
+    """Where a training loop that starts after `step` ends.
+
+    At the next multiple of `iterations_per_loop`, or earlier at the next
+    checkpoint step or the last step: loop boundaries are the same whether a
+    run started at 0 or resumed from a checkpoint.
+    """
+    def next_multiple(n):
+        return (step // n + 1) * n
+
+    return min(next_multiple(iterations_per_loop), next_multiple(save_checkpoints_steps),
+               total_steps)
+
+
+def _check_workers_agree(strategy, model, encoder):
+    """Logs the trained weights' digest; ValueError if the workers' differ."""
+    weights = artifact.trained_weight_map(model, encoder)
+    digest = weights_digest({name: v.numpy() for name, v in weights.items()})
+    notes = distribution.agree(strategy, note=digest)
+    logging.info("Trained weights: sha256:%s (worker %d of %d)", digest,
+                 distribution.worker_index(strategy), len(notes))
+    if len(set(notes)) > 1:
+        raise RunError(f"the workers ended training with different weights "
+                       f"({_by_worker(notes)}): data-parallel training went out of sync")
+
+
+def weights_digest(weights):
+    """sha256 hex of {name: array} as float32, in name order (what workers compare)."""
+    items = []
+    for name in sorted(weights):
+        items += [name, np.asarray(weights[name], np.float32)]
+    return distribution.digest_arrays(*items)
 
 
 def make_train_step(strategy, model, optimizer, loss_fn, global_batch_size, global_step,
@@ -294,6 +460,39 @@ def make_train_step(strategy, model, optimizer, loss_fn, global_batch_size, glob
     `global_step` is incremented. `jit_compile` XLA-compiles the forward and
     backward pass (not the cross-replica update).
     """
+    return tf.function(_step_fn(strategy, model, optimizer, loss_fn, global_batch_size,
+                                global_step, jit_compile))
+
+
+def make_train_loop(strategy, model, optimizer, loss_fn, global_batch_size, global_step,
+                    jit_compile=False, learning_rate=None):
+    """A tf.function `train_loop(iterator, num_steps) -> (losses, learning_rates)`.
+
+    Runs `num_steps` steps of `make_train_step` inside one call (a
+    `tf.range` loop: BERT's `--iterations_per_loop`), so Python and the
+    function call are paid once per loop, not once per step. Returns the
+    mean loss and learning rate after each step, float32 `[num_steps]`.
+    `num_steps` is a tensor: one trace serves every loop length.
+    """
+    step_fn = _step_fn(strategy, model, optimizer, loss_fn, global_batch_size, global_step,
+                       jit_compile)
+    if learning_rate is None:
+        learning_rate = lambda: optimizer.learning_rate  # noqa: E731
+
+    @tf.function
+    def train_loop(iterator, num_steps):
+        losses = tf.TensorArray(tf.float32, size=num_steps)
+        rates = tf.TensorArray(tf.float32, size=num_steps)
+        for i in tf.range(num_steps):
+            losses = losses.write(i, tf.cast(step_fn(iterator), tf.float32))
+            rates = rates.write(i, tf.cast(learning_rate(), tf.float32))
+        return losses.stack(), rates.stack()
+
+    return train_loop
+
+
+def _step_fn(strategy, model, optimizer, loss_fn, global_batch_size, global_step, jit_compile):
+    """One training step over the strategy's replicas (see `make_train_step`)."""
     trainable = model.trainable_variables
     scale_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
@@ -319,7 +518,6 @@ def make_train_step(strategy, model, optimizer, loss_fn, global_batch_size, glob
         optimizer.apply_gradients(zip(grads, trainable))
         return loss
 
-    @tf.function
     def train_step(iterator):
         loss = strategy.run(replica_step, args=next(iterator))
         global_step.assign_add(1)
