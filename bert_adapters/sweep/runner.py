@@ -65,7 +65,7 @@ from bert_adapters.sweep import selection
 from bert_adapters.sweep.hparams_file import DEFAULT_RUNNER, config_class, load_hparams
 from bert_adapters.sweep.tuner import SweepOracle, SweepTuner
 from bert_adapters.training import trainer
-from bert_adapters.training.distribution import get_strategy
+from bert_adapters.training import distribution
 from bert_adapters.run_config import RunConfig
 
 SWEEP_FILE = "sweep.json"
@@ -318,9 +318,7 @@ class Sweep:
     def get_strategy(self):
         """The trials' strategy, made once per process (a TPU is initialised once)."""
         if self.strategy is None:
-            config = self.trials[0].config
-            self.strategy = get_strategy(config.distribution_strategy, config.tpu,
-                                         config.num_gpus)
+            self.strategy = distribution.strategy_from_config(self.trials[0].config)
         return self.strategy
 
     def records(self):
@@ -397,6 +395,16 @@ def run_sweep(hparams_path, output_dir, defaults=None, explicit=None, overwrite=
     """
     hparams = load_hparams(hparams_path, runner)
     base, trials = resolve_trials(hparams, defaults, explicit)
+    # The trials' strategy before anything touches TensorFlow's context (a
+    # TPU or multi-worker strategy must come first). The chief runs no trial.
+    if strategy is None and _role() != "chief":
+        strategy = distribution.strategy_from_config(trials[0].config)
+    if strategy is not None and distribution.is_multi_worker(strategy):
+        raise ValueError(
+            f"--hparams with --distribution_strategy=multi_worker_mirrored over "
+            f"{distribution.worker_count(strategy)} workers: a sweep runs whole trials, one per "
+            f"machine (KERASTUNER_* variables, see the README's 'Several machines'); to spread "
+            f"one trial over machines, run it without --hparams")
     sweep = Sweep(hparams, base, trials, output_dir, step_callback=step_callback,
                   strategy=strategy)
     holds_oracle = _role() != "worker"
