@@ -21,6 +21,8 @@ class BertEmbeddings(keras.layers.Layer):
         input_word_ids: int `[batch_size, seq_length]`.
         input_type_ids: int `[batch_size, seq_length]`.
         training: bool.
+        input_position_ids: optional int `[batch_size, seq_length]`; default
+            0, 1, ... in every row (packed rows restart at each example).
 
     Returns:
         `[batch_size, seq_length, hidden_dim]`.
@@ -58,16 +60,20 @@ class BertEmbeddings(keras.layers.Layer):
         self.layer_norm.build(tuple(input_shape) + (self.hidden_dim,))
         self.built = True
 
-    def call(self, input_word_ids, input_type_ids, training=None):
-        x = self.sum_embeddings(input_word_ids, input_type_ids)
+    def call(self, input_word_ids, input_type_ids, training=None, input_position_ids=None):
+        x = self.sum_embeddings(input_word_ids, input_type_ids, input_position_ids)
         return self.dropout_layer(self.layer_norm(x), training=training)
 
-    def sum_embeddings(self, input_word_ids, input_type_ids):
+    def sum_embeddings(self, input_word_ids, input_type_ids, input_position_ids=None):
         """Word + position + type embeddings, before the LayerNorm.
 
         The multi-task bank applies each example's own (per-task) LayerNorm
         to this sum.
         """
+        if input_position_ids is not None:
+            return (self.word_embeddings(input_word_ids)
+                    + self.position_embeddings(input_position_ids)
+                    + self.type_embeddings(input_type_ids))
         seq_length = ops.shape(input_word_ids)[1]
         positions = self.position_embeddings(ops.arange(seq_length))  # [seq, hidden]
         return (self.word_embeddings(input_word_ids)

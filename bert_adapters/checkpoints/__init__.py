@@ -83,7 +83,8 @@ def _apply_overrides(config, overrides, description):
 
 
 def load_encoder(source=None, *, adapter_size=None, adapter_init_scale=1e-2,
-                 init_checkpoint=None, bert_config_file=None, vocab_file=None, **overrides):
+                 init_checkpoint=None, bert_config_file=None, vocab_file=None, checkpoint=None,
+                 **overrides):
     """Builds a `BertEncoder` holding a pre-trained checkpoint's weights.
 
     A checkpoint written by the paper's code (adapter-bert) brings its
@@ -102,6 +103,8 @@ def load_encoder(source=None, *, adapter_size=None, adapter_init_scale=1e-2,
         bert_config_file: its `bert_config.json` (default: beside it).
         vocab_file: accepted so that BERT's three flags can be passed as they
             come; only `locate_vocab` uses it.
+        checkpoint: what `read_checkpoint` returns for these arguments, read
+            earlier (the trials of a sweep read the base once); None reads it.
         **overrides: BertConfig fields to change, e.g. `dropout=0.0`.
             Architecture fields may only repeat the checkpoint's values.
 
@@ -116,7 +119,7 @@ def load_encoder(source=None, *, adapter_size=None, adapter_init_scale=1e-2,
             (each names the file).
     """
     del vocab_file  # Tokenization only; see locate_vocab.
-    config, weights, description = read_checkpoint(
+    config, weights, description = checkpoint or read_checkpoint(
         source, init_checkpoint=init_checkpoint, bert_config_file=bert_config_file)
     config = _apply_overrides(config, overrides, description)
     stored_size = canonical.adapter_size(weights)

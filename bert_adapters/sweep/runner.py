@@ -64,7 +64,7 @@ from bert_adapters import io_utils, tuning
 from bert_adapters.sweep import selection
 from bert_adapters.sweep.hparams_file import DEFAULT_RUNNER, config_class, load_hparams
 from bert_adapters.sweep.tuner import SweepOracle, SweepTuner
-from bert_adapters.training import trainer
+from bert_adapters.training import trainer, trial_cache
 from bert_adapters.training import distribution
 from bert_adapters.run_config import RunConfig
 
@@ -174,6 +174,9 @@ class Sweep:
         self.metric = self.kind.primary_metric
         self.compared_fields = compared_fields(type(self.trials[0].config))
         self._definition_checked = False
+        # What this process's trials share: the base checkpoint, the tokenized
+        # data, and models of one shape with their traced functions.
+        self.cache = trial_cache.TrialCache()
 
     # === Layout ===
     def path(self, *parts):
@@ -295,8 +298,9 @@ class Sweep:
             callback = lambda step: self.step_callback(name, step)  # noqa: E731
         started = time.time()
         try:
-            metrics = trainer.run(trial.config, trial_dir, step_callback=callback,
-                                  strategy=self.get_strategy())
+            with self.cache.active():
+                metrics = trainer.run(trial.config, trial_dir, step_callback=callback,
+                                      strategy=self.get_strategy())
         except (ValueError, FileNotFoundError) as err:
             # Bad input fails every trial alike: stop the sweep with the reason.
             # The trial stays assigned, so a fixed restart resumes it.

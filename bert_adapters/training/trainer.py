@@ -32,7 +32,7 @@ from absl import logging
 from bert_adapters import artifact, checkpoints, io_utils, tuning
 from bert_adapters.fingerprint import base_fingerprint
 from bert_adapters.tokenization import BertTokenizer
-from bert_adapters.training import distribution, input_pipeline
+from bert_adapters.training import distribution, input_pipeline, packing, trial_cache
 from bert_adapters.training.optimization import create_optimizer
 
 RUN_CONFIG_FILE = "run_config.json"
@@ -113,7 +113,8 @@ def _run(config, output_dir, write_dir, step_callback, strategy):
         encoder = checkpoints.load_encoder(
             config.encoder, adapter_size=config.adapter_size,
             adapter_init_scale=config.adapter_init_scale, init_checkpoint=config.init_checkpoint,
-            bert_config_file=config.bert_config_file, vocab_file=config.vocab_file)
+            bert_config_file=config.bert_config_file, vocab_file=config.vocab_file,
+            checkpoint=trial_cache.base_checkpoint(config))
         if config.max_seq_length > encoder.config.max_sequence_length:
             raise RunError(
                 f"--max_seq_length={config.max_seq_length} exceeds the encoder's "
@@ -122,6 +123,9 @@ def _run(config, output_dir, write_dir, step_callback, strategy):
         model = kind.build_model(encoder)
         if config.task_dir:
             artifact.load_artifact_weights(model, encoder, config.task_dir)
+        # In a sweep: an earlier trial's model of the same shape, holding
+        # this one's values, so its traced functions serve again.
+        model, encoder = trial_cache.shared_model(config, kind, strategy, model, encoder)
     fingerprint = base_fingerprint(encoder)
     try:
         _write_run_config(output_dir, config, encoder, fingerprint, kind, write=chief)
@@ -192,9 +196,15 @@ def _load(config):
             f"--do_lower_case={config.do_lower_case} contradicts the vocabulary {vocab_file}, "
             f"which is {'uncased' if lower_case else 'cased'}: use "
             f"--do_lower_case={lower_case} (or leave it out)")
-    tokenizer = BertTokenizer(vocab_file, lower_case=lower_case,
-                              max_seq_length=config.max_seq_length)
-    return config, artifact_config, kind, kind.load_splits(tokenizer)
+
+    def load_splits():
+        return kind.load_splits(BertTokenizer(vocab_file, lower_case=lower_case,
+                                              max_seq_length=config.max_seq_length))
+
+    cache = trial_cache.current()  # In a sweep: tokenized once for every trial.
+    splits = (cache.splits(kind, config, [vocab_file, lower_case], load_splits) if cache
+              else load_splits())
+    return config, artifact_config, kind, splits
 
 
 # === Workers ===
@@ -336,15 +346,23 @@ def _train(config, output_dir, write_dir, strategy, model, encoder, kind, train,
                        f"{config.train_batch_size}")
     # The learning-rate schedule spans the uncapped run, as BERT, unless capped.
     schedule_steps = total_steps
+    shared = trial_cache.shared_training(model)  # In a sweep: kept with its optimiser.
     with strategy.scope():
-        optimizer = create_optimizer(
-            config.optimizer, config.learning_rate, schedule_steps, config.warmup_proportion,
-            config.weight_decay, gradients_reduced_by_caller=True)
-        if config.mixed_precision == "fp16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        trainable = model.trainable_variables
-        optimizer.build(trainable)
-        global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        if shared is not None and shared.optimizer is not None:
+            optimizer, global_step = shared.reset_training(
+                config.learning_rate, schedule_steps,
+                int(schedule_steps * config.warmup_proportion))
+        else:
+            optimizer = create_optimizer(
+                config.optimizer, config.learning_rate, schedule_steps, config.warmup_proportion,
+                config.weight_decay, gradients_reduced_by_caller=True)
+            if config.mixed_precision == "fp16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            trainable = model.trainable_variables
+            optimizer.build(trainable)
+            global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            if shared is not None:
+                shared.keep_training(optimizer, global_step)
     seed_states = [v for v in model.variables if "seed_generator_state" in v.path]
     checkpoint = tf.train.Checkpoint(
         step=global_step, optimizer=optimizer, rng=seed_states,
@@ -372,14 +390,24 @@ def _train(config, output_dir, write_dir, strategy, model, encoder, kind, train,
     rows = input_pipeline.train_index_matrix(
         num_examples, config.train_batch_size, total_steps, config.seed,
         lengths=lengths if config.group_by_length else None)
-    dataset = input_pipeline.make_dataset(
-        strategy, train.features, train.labels, rows[start:], static_shapes)
+    train_model = model
+    if config.pack_sequences:  # Same examples per step, several per row.
+        train_model = packing.packed_train_model(kind, model, encoder, static_shapes)
+        dataset = packing.make_packed_dataset(strategy, train.features, train.labels,
+                                              rows[start:])
+    else:
+        dataset = input_pipeline.make_dataset(
+            strategy, train.features, train.labels, rows[start:], static_shapes)
     iterator = iter(dataset)
     fp16 = config.mixed_precision == "fp16"
     inner = optimizer.inner_optimizer if fp16 else optimizer
-    train_loop = make_train_loop(strategy, model, optimizer, kind.loss, config.train_batch_size,
-                                 global_step, config.jit_compile,
-                                 learning_rate=lambda: inner.learning_rate)
+    train_loop = shared.train_loop if shared is not None else None
+    if train_loop is None:
+        train_loop = make_train_loop(
+            strategy, train_model, optimizer, kind.loss, config.train_batch_size, global_step,
+            config.jit_compile, learning_rate=lambda: inner.learning_rate)
+        if shared is not None and shared.optimizer is optimizer:
+            shared.train_loop = train_loop
 
     chief = distribution.is_chief(strategy)
     writer = (tf.summary.create_file_writer(io_utils.join(output_dir, "logs", "train"))
