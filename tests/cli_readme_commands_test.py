@@ -192,7 +192,9 @@ def env(tmp_path_factory):
     _write_squad(root / "squad" / "train-v1.1.json", "train", 4, seed=1)
     _write_squad(root / "squad" / "dev-v1.1.json", "dev", 2, seed=2)
     os.makedirs(root / "tmp")
-    return {**os.environ, "BERT_BASE_DIR": bert, "BERT_LARGE_DIR": bert,
+    # A user's environment: no TF_CPP_MIN_LOG_LEVEL (the test process sets one).
+    user_env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return {**user_env, "BERT_BASE_DIR": bert, "BERT_LARGE_DIR": bert,
             "GLUE_DIR": str(root / "glue"), "SQUAD_DIR": str(root / "squad"),
             "TPU_NAME": "my-tpu", "THRESH": "-1.5", "TMP": str(root / "tmp"),
             "TRAINED_CLASSIFIER": str(root / "tmp" / "mrpc_output")}
