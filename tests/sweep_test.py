@@ -5,7 +5,8 @@ import os
 import socket
 import subprocess
 import sys
-import threading
+import time
+import types
 
 import pytest
 
@@ -198,7 +199,8 @@ def test_killed_sweep_resumes_losing_and_repeating_no_trial(tmp_path, tiny, coun
         assert json.load(f) == best
     assert best["trial_id"] == chosen["trial_id"] and best["task"] == "RTE"
     assert best["complete"] and best["finished_trials"] == 3
-    assert best["predictions"] == {"RTE.tsv": f"trials/{chosen['trial_id']}/RTE.tsv"}
+    assert best["predictions"] == {name: f"trials/{chosen['trial_id']}/{name}"
+                                   for name in ("RTE.tsv", "test_results.tsv")}
     for key in ("artifact", "trial_dir"):
         assert os.path.isdir(os.path.join(out, best[key]))
     # Only the task's trained weights are stored, never the frozen base.
@@ -255,11 +257,18 @@ def test_worker_waits_for_the_chiefs_sweep_and_writes_nothing_before(tmp_path, t
     assert not out.exists()
 
     # The chief records the sweep while the worker waits: the worker goes on.
-    timer = threading.Timer(0.5, sweep(hparams).prepare)
-    timer.start()
-    sweep(hparams).wait_for_definition(timeout_seconds=60, poll_seconds=0.05)
-    timer.join()
-    assert (out / runner.SWEEP_FILE).exists()
+    # No clock: the worker's second wait is when the chief writes sweep.json.
+    waits = []
+
+    def chief_records_the_sweep_during_a_wait(seconds):
+        waits.append(seconds)
+        if len(waits) == 2:
+            sweep(hparams).prepare()
+
+    monkeypatch.setattr(runner, "time", types.SimpleNamespace(
+        monotonic=time.monotonic, time=time.time, sleep=chief_records_the_sweep_during_a_wait))
+    sweep(hparams).wait_for_definition(timeout_seconds=600, poll_seconds=0.05)
+    assert waits == [0.05, 0.05] and (out / runner.SWEEP_FILE).exists()
     # A worker running another sweep than the chief's stops.
     with pytest.raises(ValueError, match="differs from the chief's"):
         sweep(other).wait_for_definition(timeout_seconds=0)
@@ -271,30 +280,63 @@ def _free_port():
         return s.getsockname()[1]
 
 
+# A worker's first trial starts only once the other worker has started one,
+# so both work whatever the start-up order (a fast worker could otherwise take
+# every trial). Files, not clocks, order them.
+_WORKER = """
+import os, runpy, sys, time
+from bert_adapters.sweep import runner
+
+marks, me = os.environ["WORKER_MARKS"], os.environ["KERASTUNER_TUNER_ID"]
+other = {"tuner0": "tuner1", "tuner1": "tuner0"}[me]
+real_run = runner.trainer.run
+
+def run(*args, **kwargs):
+    open(os.path.join(marks, me), "w").close()
+    deadline = time.monotonic() + 600
+    while not os.path.exists(os.path.join(marks, other)):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{me}: {other} started no trial in 600 s")
+        time.sleep(0.2)
+    return real_run(*args, **kwargs)
+
+runner.trainer.run = run
+sys.argv = ["run_classifier.py"] + sys.argv[1:]
+runpy.run_path("run_classifier.py", run_name="__main__")
+"""
+
+
 @pytest.mark.slow
 def test_chief_and_two_workers_share_one_sweep(tmp_path, tiny):
     hp = _hparams(tmp_path, tiny, "grid(seed=[0, 1, 2, 3])")
     out = tmp_path / "sweep"
-    command = [sys.executable, str(REPO_ROOT / "run_classifier.py"), f"--hparams={hp}",
-               "--task_name=RTE", f"--data_dir={tiny['data_dir']}", f"--output_dir={out}"]
-    env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1",
+    flags = [f"--hparams={hp}", "--task_name=RTE", f"--data_dir={tiny['data_dir']}",
+             f"--output_dir={out}"]
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "WORKER_MARKS": str(marks),
            "KERASTUNER_ORACLE_PORT": str(_free_port()), "TF_CPP_MIN_LOG_LEVEL": "2"}
     procs, logs = {}, {}
     for tuner_id in ("chief", "tuner0", "tuner1"):
+        command = [sys.executable] + (
+            [str(REPO_ROOT / "run_classifier.py")] if tuner_id == "chief" else ["-c", _WORKER])
         logs[tuner_id] = tmp_path / f"{tuner_id}.log"
         with open(logs[tuner_id], "w") as log:
             procs[tuner_id] = subprocess.Popen(
-                command, env={**env, "KERASTUNER_TUNER_ID": tuner_id}, cwd=REPO_ROOT,
+                command + flags, env={**env, "KERASTUNER_TUNER_ID": tuner_id}, cwd=REPO_ROOT,
                 stdout=log, stderr=subprocess.STDOUT)
+    # Polling with a generous limit: three processes share two cores, and the
+    # chief looks for finished workers every 20 s.
+    deadline = time.monotonic() + 1200
     try:
-        codes = {t: procs[t].wait(timeout=240) for t in ("tuner0", "tuner1")}
-        # The chief stops once every worker was told the search is over (it
-        # polls every 20 s while a worker is still finishing).
-        codes["chief"] = procs["chief"].wait(timeout=90)
+        while any(p.poll() is None for p in procs.values()) and time.monotonic() < deadline:
+            time.sleep(1.0)
     finally:
         for proc in procs.values():
             if proc.poll() is None:
                 proc.kill()
+                proc.wait()
+    codes = {t: p.returncode for t, p in procs.items()}
     tails = {t: logs[t].read_text()[-3000:] for t in logs}
     assert codes == {"chief": 0, "tuner0": 0, "tuner1": 0}, tails
 
