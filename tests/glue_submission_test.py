@@ -180,3 +180,36 @@ def test_command_line(runs, glue_root, tmp_path):
     assert done.returncode == 2
     assert "glue_submission: error: 1 of 11 GLUE files are missing" in done.stderr
     assert "WNLI.tsv (the best WNLI run" in done.stderr
+
+
+def test_without_data_dir_each_run_is_checked_against_the_data_it_read(runs, glue_root,
+                                                                        tmp_path, monkeypatch):
+    for path in runs.rglob("run_config.json"):
+        record = json.loads(path.read_text())
+        folder = data.get_task(record["task"]).folder
+        record["settings"] = {"data_dir": os.path.join(glue_root, folder), "tfds_data_dir": None}
+        path.write_text(json.dumps(record))
+    real_load_split, read = data.load_split, []
+
+    def load_split(task, split, data_dir=None, tfds_data_dir=None):
+        read.append((task.name, data_dir))
+        if data_dir is None:
+            raise FileNotFoundError(f"TFDS is offline ({task.name})")
+        return real_load_split(task, split, data_dir, tfds_data_dir)
+
+    monkeypatch.setattr(data, "load_split", load_split)
+    output = tmp_path / "submission.zip"
+    manifest, missing = glue_submission.build_bundle(str(runs), str(output))
+    assert missing == [] and len(manifest) == 11 and output.exists()
+    assert all(data_dir is not None for _, data_dir in read)
+    # AX is found beside the folder the MNLI run read.
+    assert ("AX", os.path.join(glue_root, "diagnostic")) in read
+
+    # The best RTE trial read TFDS: only its file goes to TFDS (offline here).
+    best_trial = runs / "sweeps/RTE/trials/lr=0.01,seed=0/run_config.json"
+    best_trial.write_text(json.dumps({"task": "RTE", "settings": {"data_dir": None}}))
+    read.clear()
+    with pytest.raises(ValueError, match=r"1 submission file\(s\) failed their check:\n  "
+                                         r"RTE\.tsv: .*TFDS is offline \(RTE\)"):
+        glue_submission.build_bundle(str(runs), str(tmp_path / "other.zip"))
+    assert [name for name, data_dir in read if data_dir is None] == ["RTE"]
