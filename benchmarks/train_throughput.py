@@ -1,22 +1,33 @@
-"""Training throughput and peak memory: adapters vs full fine-tuning, side by side.
+"""Training throughput and peak memory: adapters, full fine-tuning and the reference library.
 
-  .venv/bin/python benchmarks/train_throughput.py --data=synthetic128   # issue 2
-  .venv/bin/python benchmarks/train_throughput.py --data=mrpc           # issue 3
+  .venv/bin/python benchmarks/train_throughput.py --data=synthetic128 \
+      [--reference_python=/tmp/refvenv/bin/python] [--rounds=3]
+  .venv/bin/python benchmarks/train_throughput.py --data=mrpc \
+      --paddings=fixed,grouped,packed [--reference_python=...]
 
-Every configuration runs in a fresh subprocess (so peak RSS and the dtype
-policy are its own) through the trainer's own `make_train_step` and input
-pipeline, on the embedded MiniLM-L6 encoder, batch 32:
-  - synthetic128: every sequence 128 real tokens (the shape the reference
-    figures in shared/reference/performance.md use);
-  - mrpc: MRPC's real training pairs, padded to 128 ("fixed"), to each
-    batch's longest ("dynamic"), or batched by similar length ("grouped").
-Reported: median step time over the timed steps, examples/s, padded tokens
-per batch, peak RSS, and ratios against full fine-tuning in the same run.
+Every setting runs in a fresh subprocess (so peak RSS and the dtype policy are
+its own) through the trainer's own `make_train_step` and input pipeline, on
+the embedded MiniLM-L6 encoder, batch 32:
+  - synthetic128: every sequence 128 real tokens (the shape of the reference
+    figures in shared/reference/performance.md);
+  - mrpc / sst2 / rte: the task's real training examples, padded to 128
+    ("fixed", the reference library's usual padding), to each batch's longest
+    ("dynamic"), batched by similar length ("grouped"), or packed several
+    per row ("packed", `--pack_sequences`).
+Settings run in alternating order, one run each per round, the order
+reversed every other round (A B, B A, A B, ...: `--rounds` rounds); every
+figure is the median over rounds of each run's median step time. Each run
+also times a TensorFlow matmul of the feed-forward shape (4096x384x1536) in
+its own precision, in the same process, and the step's matmul FLOPs are
+counted from the shapes it trained on: "matmul share" is the step's FLOP
+rate over that matmul rate. The machine's CPU, its AMX / AVX-512 BF16
+support and the load average are printed with the table.
 """
 
 import argparse
 import json
 import os
+import platform
 import resource
 import statistics
 import subprocess
@@ -25,6 +36,67 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.environ.get("BERT_ADAPTERS_DATA", os.path.join(REPO, "..", "shared", "data"))
+TASKS = {"mrpc": "MRPC", "sst2": "SST-2", "rte": "RTE"}
+# MiniLM-L6: layers, width, feed-forward width; adapters of size 64.
+LAYERS, HIDDEN, FF, ADAPTER = 6, 384, 1536, 64
+MATMUL_SHAPE = (4096, 384, 1536)
+
+
+def step_flops(tuning, rows, width, tokens):
+    """Matmul FLOPs of one training step on `rows` x `width` (`tokens` = rows x width).
+
+    Forward: per token the four attention projections, the feed-forward
+    pair and (adapters) two bottlenecks; per row the two attention products.
+    Backward: the activation gradients (as much again) plus weight gradients
+    of the trained matrices only (adapters: the bottlenecks; full: all).
+    Embeddings, LayerNorms, the pooler and the head are left out.
+    """
+    dense = 8 * HIDDEN ** 2 + 4 * HIDDEN * FF
+    adapters = 8 * HIDDEN * ADAPTER if tuning == "adapters" else 0
+    forward = LAYERS * (tokens * (dense + adapters) + rows * 4 * width ** 2 * HIDDEN)
+    weight_grads = LAYERS * tokens * (adapters if tuning == "adapters" else dense)
+    return 2 * forward + weight_grads
+
+
+def matmul_gflops(precision, repeats=20):
+    """GFLOP/s of a TensorFlow matmul of the feed-forward shape, in this process."""
+    import tensorflow as tf
+
+    m, k, n = MATMUL_SHAPE
+    dtype = tf.bfloat16 if precision == "bf16" else tf.float32
+    a = tf.cast(tf.random.normal((m, k)), dtype)
+    b = tf.cast(tf.random.normal((k, n)), dtype)
+    matmul = tf.function(lambda x, y: tf.matmul(x, y))
+    for _ in range(3):
+        matmul(a, b).numpy()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        matmul(a, b).numpy()
+        times.append(time.perf_counter() - started)
+    return 2 * m * k * n / statistics.median(times) / 1e9
+
+
+def load_features(data, batch_size, total):
+    """(features, labels) of `data`: synthetic 128-token rows or a task's training set."""
+    import numpy as np
+
+    if data == "synthetic128":
+        rng = np.random.default_rng(0)
+        n = batch_size * total
+        features = {"input_word_ids": rng.integers(1000, 30000, (n, 128)).astype("int32"),
+                    "input_mask": np.ones((n, 128), "int32"),
+                    "input_type_ids": np.zeros((n, 128), "int32")}
+        return features, rng.integers(0, 2, n).astype("int64")
+    from bert_adapters import load_tokenizer
+    from bert_adapters.data import get_task, load_split
+    from bert_adapters.tokenization import encode
+
+    task = get_task(TASKS[data])
+    examples = load_split(task, "train", os.path.join(DATA_DIR, "glue", task.folder))
+    features = encode(load_tokenizer("minilm_l6", max_seq_length=128),
+                      examples.texts_a, examples.texts_b)
+    return features, np.asarray(examples.labels)
 
 
 def worker(tuning, precision, padding, data, steps, warmup, batch_size):
@@ -35,60 +107,60 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size):
     import tensorflow as tf
 
     from bert_adapters import checkpoints, tuning as tuning_lib
-    from bert_adapters import load_tokenizer
-    from bert_adapters.tokenization import encode
-    from bert_adapters.data import get_task, load_split
-    from bert_adapters.training import input_pipeline, trainer
-    from bert_adapters.training.optimization import create_optimizer
     from bert_adapters.heads import build_classifier_model
+    from bert_adapters.training import input_pipeline, packing, trainer
+    from bert_adapters.training.optimization import create_optimizer
 
     keras.config.set_dtype_policy({"fp32": "float32", "bf16": "mixed_bfloat16"}[precision])
     keras.utils.set_random_seed(0)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     total = warmup + steps
-    if data == "synthetic128":
-        rng = np.random.default_rng(0)
-        n = batch_size * total
-        features = {"input_word_ids": rng.integers(1000, 30000, (n, 128)).astype("int32"),
-                    "input_mask": np.ones((n, 128), "int32"),
-                    "input_type_ids": np.zeros((n, 128), "int32")}
-        labels = rng.integers(0, 2, n).astype("int64")
-    else:
-        task = get_task("MRPC")
-        examples = load_split(task, "train", os.path.join(DATA_DIR, "glue", "MRPC"))
-        features = encode(load_tokenizer("minilm_l6", max_seq_length=128),
-                                         examples.texts_a, examples.texts_b)
-        labels = examples.labels
+    features, labels = load_features(data, batch_size, total)
     lengths = input_pipeline.sequence_lengths(features)
     rows = input_pipeline.train_index_matrix(
         len(labels), batch_size, total, seed=0,
         lengths=lengths if padding == "grouped" else None)
     with strategy.scope():
         encoder = checkpoints.load_encoder(
-            "minilm_l6", adapter_size=64 if tuning == "adapters" else None)
+            "minilm_l6", adapter_size=ADAPTER if tuning == "adapters" else None)
         tuning_lib.apply_tuning(encoder, tuning)
         model = build_classifier_model(encoder, 2)
         optimizer = create_optimizer("bert_adam", 1e-4, total, gradients_reduced_by_caller=True)
         optimizer.build(model.trainable_variables)
         global_step = tf.Variable(0, dtype=tf.int64, trainable=False)
-    dataset = input_pipeline.make_dataset(strategy, features, labels, rows,
-                                          static_shapes=padding == "fixed")
+    train_model = model
+    if padding == "packed":
+        from bert_adapters.packed_classifier import PackedClassifier
+
+        train_model = PackedClassifier(model, encoder)
+        dataset = packing.make_packed_dataset(strategy, features, labels, rows)
+        shapes = [packing.pack_examples(features, r, 128)["input_mask"].shape for r in rows]
+    else:
+        dataset = input_pipeline.make_dataset(strategy, features, labels, rows,
+                                              static_shapes=padding == "fixed")
+        widths = (np.full(len(rows), 128) if padding == "fixed" else
+                  input_pipeline.batch_widths(rows, lengths, 128))
+        shapes = [(batch_size, int(w)) for w in widths]
     iterator = iter(dataset)
-    train_step = trainer.make_train_step(strategy, model, optimizer,
-                                         _cross_entropy, batch_size,
-                                         global_step)
+    train_step = trainer.make_train_step(strategy, train_model, optimizer, _cross_entropy,
+                                         batch_size, global_step)
     times = []
     for i in range(total):
         started = time.perf_counter()
         float(train_step(iterator))
         if i >= warmup:
             times.append(time.perf_counter() - started)
-    padded = [int(np.ceil(lengths[r].max() / 8) * 8) if padding != "fixed" else 128
-              for r in rows[warmup:]]
     step = statistics.median(times)
+    timed = shapes[warmup:]
+    flops = statistics.mean(step_flops(tuning, r, w, r * w) for r, w in timed)
+    # The matmul rate after training, in the same process and precision.
+    rate = matmul_gflops(precision)
     return {"tuning": tuning, "precision": precision, "padding": padding, "data": data,
             "step_seconds": step, "examples_per_second": batch_size / step,
-            "padded_tokens_per_example": float(np.mean(padded)),
+            "padded_tokens_per_step": float(np.mean([r * w for r, w in timed])),
+            "real_tokens_per_step": float(np.mean([lengths[r].sum() for r in rows[warmup:]])),
+            "step_gflop": flops / 1e9, "matmul_gflops": rate,
+            "matmul_share": flops / step / 1e9 / rate,
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             "trained_params": int(sum(np.prod(v.shape) for v in model.trainable_weights))}
 
@@ -98,20 +170,59 @@ def _cross_entropy(labels, logits):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
 
 
+def cpu_description():
+    """The CPU model and which of AMX / AVX-512 BF16 / AVX-512 it has."""
+    model, flags = platform.processor() or "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    family = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = dict(l.split(":", 1) for l in f.read().split("\n\n")[0].splitlines() if ":" in l)
+        family = f" (family {info['cpu family'].strip()} model {info['model'].strip()})"
+    except (OSError, KeyError):
+        pass
+    has = lambda *names: "yes" if all(n in flags for n in names) else "no"  # noqa: E731
+    return (f"{model}{family}, {os.cpu_count()} logical CPUs; AMX: {has('amx_tile', 'amx_bf16')}, "
+            f"AVX-512 BF16: {has('avx512_bf16')}, AVX-512F: {has('avx512f')}")
+
+
+def _run(cmd):
+    load = os.getloadavg()[0]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    if proc.returncode or not line:
+        sys.exit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(line[0][len("RESULT "):])
+    result["load_average"] = max(load, os.getloadavg()[0])
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", choices=["synthetic128", "mrpc"], default="synthetic128")
+    parser.add_argument("--data", choices=["synthetic128"] + sorted(TASKS),
+                        default="synthetic128")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds, each setting once per round, alternating order")
     parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--tunings", default="full,adapters")
     parser.add_argument("--paddings", default=None,
-                        help="fixed,dynamic,grouped (default: fixed for synthetic128, all for "
-                             "mrpc)")
+                        help="fixed,dynamic,grouped,packed (default: fixed for synthetic128, "
+                             "fixed,grouped,packed for a task)")
     parser.add_argument("--output", default=None, help="Also write the results as JSON here.")
     parser.add_argument("--reference_python", default=None,
                         help="A Python with torch + adapters: also run "
-                             "reference_adapters_torch.py (synthetic128 only) for each precision.")
+                             "reference_adapters_torch.py (padding to 128) for each precision.")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -120,52 +231,75 @@ def main():
                                             args.warmup, args.batch_size)))
         return
     paddings = (args.paddings or ("fixed" if args.data == "synthetic128"
-                                  else "fixed,dynamic,grouped")).split(",")
-    results = []
+                                  else "fixed,grouped,packed")).split(",")
+    commands = {}
     for precision in args.precisions.split(","):
         for padding in paddings:
-            for tuning in ("full", "adapters"):
-                cmd = [sys.executable, os.path.abspath(__file__), f"--data={args.data}",
-                       f"--steps={args.steps}", f"--warmup={args.warmup}",
-                       f"--batch_size={args.batch_size}",
-                       f"--worker={tuning}:{precision}:{padding}"]
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-                line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-                if proc.returncode or not line:
-                    sys.exit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-                results.append(json.loads(line[0][len("RESULT "):]))
-                r = results[-1]
-                print(f"  {tuning:8s} {precision} {padding:8s} {r['examples_per_second']:6.1f} "
-                      f"ex/s  {r['peak_rss_gb']:.2f} GB", file=sys.stderr)
-    if args.reference_python and args.data == "synthetic128":
-        script = os.path.join(REPO, "benchmarks", "reference_adapters_torch.py")
-        for precision in args.precisions.split(","):
-            # bf16 autocast without native bf16 units is very slow: time fewer steps.
-            steps = args.steps if precision == "fp32" else min(args.steps, 3)
-            proc = subprocess.run([args.reference_python, script, f"--precision={precision}",
-                                   f"--steps={steps}", f"--batch_size={args.batch_size}"],
-                                  capture_output=True, text=True)
-            line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-            if proc.returncode or not line:
-                sys.exit(f"{script} failed:\n{proc.stderr[-3000:]}")
-            results.append(json.loads(line[0][len("RESULT "):]))
-    base = {(r["precision"], r["padding"]): r for r in results if r["tuning"] == "full"}
-    reference = results[0]
-    print(f"\nTraining throughput, MiniLM-L6 (22.7M), batch {args.batch_size}, data {args.data}, "
-          f"median of {args.steps} steps\n")
-    print("| tuning | precision | padding | tokens/example | examples/s | x full FT (same "
-          "setting) | x full FT fp32 fixed | peak RSS GB | x full FT RSS |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in results:
-        full = base[(r["precision"], r["padding"])]
-        print(f"| {r['tuning']} | {r['precision']} | {r['padding']} | "
-              f"{r['padded_tokens_per_example']:.0f} | {r['examples_per_second']:.1f} | "
-              f"{r['examples_per_second'] / full['examples_per_second']:.2f} | "
-              f"{r['examples_per_second'] / reference['examples_per_second']:.2f} | "
-              f"{r['peak_rss_gb']:.2f} | {r['peak_rss_gb'] / full['peak_rss_gb']:.2f} |")
+            for tuning in args.tunings.split(","):
+                commands[(tuning, precision, padding)] = [
+                    sys.executable, os.path.abspath(__file__), f"--data={args.data}",
+                    f"--steps={args.steps}", f"--warmup={args.warmup}",
+                    f"--batch_size={args.batch_size}", f"--worker={tuning}:{precision}:{padding}"]
+        if args.reference_python:
+            script = os.path.join(REPO, "benchmarks", "reference_adapters_torch.py")
+            commands[("reference", precision, "fixed")] = [
+                args.reference_python, script, f"--precision={precision}",
+                f"--steps={args.steps}", f"--warmup={args.warmup}",
+                f"--batch_size={args.batch_size}", f"--data={args.data}"]
+    order = list(commands)
+    runs = {key: [] for key in order}
+    for round_index in range(args.rounds):
+        for key in (order if round_index % 2 == 0 else order[::-1]):   # A B, B A, ...
+            result = _run(commands[key])
+            runs[key].append(result)
+            print(f"  round {round_index + 1} {' '.join(key):28s} "
+                  f"{result['examples_per_second']:6.1f} ex/s  {result['peak_rss_gb']:.2f} GB  "
+                  f"load {result['load_average']:.1f}", file=sys.stderr)
+    summary = {key: summarise(results) for key, results in runs.items()}
+    print(f"\nTraining throughput, MiniLM-L6 (22.7M), batch {args.batch_size}, data {args.data}; "
+          f"medians over {args.rounds} alternating rounds (A B, B A, ...) of each run's median "
+          f"of {args.steps} "
+          f"steps\nCPU: {cpu_description()}\n")
+    print("| system | tuning | precision | padding | tokens/step (real) | examples/s | "
+          "x full FT | x reference | step GFLOP | matmul GFLOP/s | matmul share | "
+          "peak RSS GB | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for (tuning, precision, padding), s in summary.items():
+        full = summary.get(("full", precision, padding))
+        ref = summary.get(("reference", precision, "fixed"))
+        ours = tuning != "reference"
+        print(f"| {'ours' if ours else s['system']} | {tuning if ours else 'adapters'} | "
+              f"{precision} | {padding} | {s['padded_tokens_per_step']:.0f} "
+              f"({s['real_tokens_per_step']:.0f}) | {s['examples_per_second']:.1f} | "
+              f"{_ratio(s, full)} | {_ratio(s, ref)} | {_num(s, 'step_gflop', '.0f')} | "
+              f"{_num(s, 'matmul_gflops', '.0f')} | {_num(s, 'matmul_share', '.0%')} | "
+              f"{s['peak_rss_gb']:.2f} | {s['load_average']:.1f} |")
     if args.output:
         with open(args.output, "w") as f:
-            json.dump(results, f, indent=2)
+            json.dump({"cpu": cpu_description(), "runs": {" ".join(k): v for k, v in runs.items()}},
+                      f, indent=2)
+
+
+def summarise(results):
+    """Medians over rounds; the highest load average seen."""
+    out = dict(results[0])
+    for key in ("examples_per_second", "step_seconds", "peak_rss_gb", "padded_tokens_per_step",
+                "real_tokens_per_step", "step_gflop", "matmul_gflops", "matmul_share"):
+        values = [r[key] for r in results if r.get(key) is not None]
+        out[key] = statistics.median(values) if values else None
+    out["load_average"] = max(r["load_average"] for r in results)
+    out["system"] = results[0]["tuning"]
+    return out
+
+
+def _ratio(s, other):
+    if other is None or other is s:
+        return "-"
+    return f"{s['examples_per_second'] / other['examples_per_second']:.2f}"
+
+
+def _num(s, key, fmt):
+    return "-" if s.get(key) is None else format(s[key], fmt)
 
 
 if __name__ == "__main__":
