@@ -59,3 +59,45 @@ def test_dataset_trims_padding_and_flags_valid_rows():
     static = list(input_pipeline.make_dataset(strategy, features, np.arange(5), rows,
                                               static_shapes=True))
     assert static[1][0]["input_mask"].shape == (4, 16)
+
+
+class _DatasetFunction:
+    """Stands in for a strategy of `num_replicas`: hands back the dataset function."""
+
+    def __init__(self, num_replicas):
+        self.num_replicas_in_sync = num_replicas
+
+    def distribute_datasets_from_function(self, dataset_fn):
+        return dataset_fn
+
+
+@pytest.mark.parametrize("static_shapes", [False, True])
+def test_each_worker_feeds_its_replicas_share_and_every_example_is_seen_once(static_shapes):
+    # Two workers with two replicas each; 11 eval examples in global batches of 8.
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 17, 11)
+    features = {"input_word_ids": np.tile(np.arange(11)[:, None], (1, 16)).astype("int32"),
+                "input_mask": (np.arange(16) < lengths[:, None]).astype("int32"),
+                "input_type_ids": np.zeros((11, 16), "int32")}
+    rows = input_pipeline.eval_index_matrix(11, 8, lengths)
+    dataset_fn = input_pipeline.make_dataset(_DatasetFunction(4), features, np.arange(11) * 10,
+                                             rows, static_shapes=static_shapes)
+    per_worker = []
+    for worker in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker,
+                                             num_replicas_in_sync=4)
+        dataset = dataset_fn(context)
+        if static_shapes:  # TPUs: every shape known before the first batch.
+            assert all(s.shape.is_fully_defined() for s in tf.nest.flatten(dataset.element_spec))
+        per_worker.append(list(dataset))   # element k feeds local replica k % 2 of step k // 2
+    seen = []
+    for step in range(len(rows)):
+        # Replica r (worker r // 2, local replica r % 2) gets columns 2r, 2r + 1 of the row.
+        replicas = [per_worker[r // 2][2 * step + r % 2] for r in range(4)]
+        assert len({int(x[0]["input_mask"].shape[1]) for x in replicas}) == 1
+        labels = np.concatenate([x[1].numpy() for x in replicas])
+        valid = np.concatenate([x[2].numpy() for x in replicas]).astype(bool)
+        np.testing.assert_array_equal(valid, rows[step] >= 0)
+        np.testing.assert_array_equal(labels[valid], rows[step][valid] * 10)
+        seen += list(rows[step][valid])
+    assert sorted(seen) == list(range(11))
