@@ -9,14 +9,14 @@ data is read from TFDS.
 
 import json
 import os
-import sys
 import time
 
 import numpy as np
 from absl import app, flags
 
 import bert_adapters
-from bert_adapters import io_utils, tuning
+from bert_adapters import io_utils, terminal, tuning
+from bert_adapters.flags import parse_flags
 from bert_adapters.training import trainer
 from bert_adapters.tasks.classification import ClassifierConfig as RunConfig
 
@@ -62,6 +62,7 @@ def show_encoder():
 
 def main(argv):
     del argv
+    terminal.setup_cli(FLAGS.verbosity)
     show_encoder()
     config = RunConfig(
         task_name="MRPC", data_dir=FLAGS.glue_dir or None, encoder="minilm_l6",
@@ -71,9 +72,8 @@ def main(argv):
     started = time.time()
     try:
         results = trainer.run(config, FLAGS.output_dir)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"demo: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    except (ValueError, OSError) as err:
+        terminal.fail("demo", err)
     params = io_utils.read_json(os.path.join(FLAGS.output_dir, trainer.PARAMS_FILE))
     print()
     print("MRPC dev, adapters (size 64) on the embedded MiniLM-L6 encoder")
@@ -87,4 +87,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

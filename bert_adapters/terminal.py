@@ -113,14 +113,19 @@ class _OwnInfoOnly(logging.Filter):
 
     TensorFlow and Keras log through absl too ("Sharding callback duration"),
     so they cannot be told apart by logger name, only by the file that logs.
+    TFDS's warnings about dataset folders go too: when TFDS data is missing,
+    the error that follows says what to do.
     """
 
     _LIBRARIES = re.compile(r"[/\\](tensorflow|tensorflow_datasets|tensorflow_text|"
                             r"tensorflow_hub|keras|keras_hub|keras_tuner|tf_keras)[/\\]")
+    _TFDS = re.compile(r"[/\\]tensorflow_datasets[/\\]")
 
     def filter(self, record):
-        return record.levelno >= logging.WARNING or not self._LIBRARIES.search(
-            record.pathname or "")
+        path = record.pathname or ""
+        if self._TFDS.search(path):
+            return record.levelno >= logging.ERROR
+        return record.levelno >= logging.WARNING or not self._LIBRARIES.search(path)
 
 
 class PlainTextStream:

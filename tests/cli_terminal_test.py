@@ -54,7 +54,9 @@ def test_log_lines_are_plain_and_library_info_is_dropped():
     ours = record(logging.INFO, os.path.join(REPO_ROOT, "bert_adapters", "flags.py"), "hello")
     theirs = record(logging.INFO, "/x/site-packages/tensorflow/python/checkpoint/f.py", "noise")
     warning = record(logging.WARNING, "/x/site-packages/keras/src/a.py", "careful")
+    tfds = record(logging.WARNING, "/x/site-packages/tensorflow_datasets/core/a.py", "no info")
     assert keep.filter(ours) and not keep.filter(theirs) and keep.filter(warning)
+    assert not keep.filter(tfds)  # The error that follows says what to do.
     assert formatter.format(ours) == "hello"
     assert formatter.format(warning) == "warning: careful"
 
