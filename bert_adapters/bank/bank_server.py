@@ -24,9 +24,10 @@ class BankServer(tf.Module):
       - `task`: `[batch_size]` the canonical task names.
     An unknown task name, or a pair task without `text_b`, fails the call
     with InvalidArgument naming it. Batches are padded to their longest
-    example, not to `max_seq_length`. Saved with `tf.saved_model.save`, this
-    module is the bank's SavedModel: plain TensorFlow and tensorflow_text
-    ops, nothing of `bert_adapters` needed to load or run it.
+    example, not to `max_seq_length`. Saved by `tf.saved_model.save` with
+    `signatures(serve_function())`, this module is the bank's SavedModel:
+    plain TensorFlow and tensorflow_text ops, nothing of `bert_adapters`
+    needed to load or run it.
 
     Args:
         model: a `BankedModel`.
@@ -49,9 +50,16 @@ class BankServer(tf.Module):
         self._labels = tf.constant([row + [""] * (width - len(row)) for row in labels])
         self._text_modes = tf.constant([task.text_mode for task in tasks], tf.int32)
         self._regression = tf.constant([task.is_regression for task in tasks])
-        self.serve = tf.function(self._serve, input_signature=[_STRINGS] * 3)
 
-    def _serve(self, task, text_a, text_b):
+    def serve_function(self):
+        """`serve` as a `tf.function` over `[batch_size]` string tensors.
+
+        Kept off the module (a plain method): a `tf.function` attribute
+        would be traced and stored a second time by `tf.saved_model.save`.
+        """
+        return tf.function(self.serve, input_signature=[_STRINGS] * 3)
+
+    def serve(self, task, text_a, text_b):
         task_ids = self._lookup(task)
         inputs = self._tokenize(task_ids, text_a, text_b)
         logits = self.model(inputs, task_ids)
@@ -97,22 +105,28 @@ class BankServer(tf.Module):
         width = tf.maximum(tf.reduce_max(tf.reduce_sum(inputs["input_mask"], axis=1)), 1)
         return {name: value[:, :width] for name, value in inputs.items()}
 
-    def task_signature(self, index):
-        """A `tf.function` serving one task: `text_a` (and `text_b` for pair tasks)."""
+    def task_signature(self, serve, index):
+        """A `tf.function` serving one task through `serve` (a `serve_function()`).
+
+        It takes `text_a` only for single-sentence tasks, else `text_a` and `text_b`.
+        """
         name = self.task_names[index]
 
         def fill(texts):
             return tf.fill(tf.shape(texts), name)
 
         if int(self._text_modes[index]) == SINGLE:
-            return tf.function(lambda text_a: self.serve(fill(text_a), text_a, tf.zeros_like(text_a)),
+            return tf.function(lambda text_a: serve(fill(text_a), text_a, tf.zeros_like(text_a)),
                                input_signature=[_STRINGS])
-        return tf.function(lambda text_a, text_b: self.serve(fill(text_a), text_a, text_b),
+        return tf.function(lambda text_a, text_b: serve(fill(text_a), text_a, text_b),
                            input_signature=[_STRINGS] * 2)
 
-    def signatures(self):
-        """{signature key: concrete function}: `serving_default` and one per task name."""
-        signatures = {"serving_default": self.serve.get_concrete_function()}
+    def signatures(self, serve):
+        """{signature key: concrete function}: `serving_default` and one per task name.
+
+        `serve` is a `serve_function()`, traced once for all of them.
+        """
+        signatures = {"serving_default": serve.get_concrete_function()}
         for index, name in enumerate(self.task_names):
-            signatures[name] = self.task_signature(index).get_concrete_function()
+            signatures[name] = self.task_signature(serve, index).get_concrete_function()
         return signatures

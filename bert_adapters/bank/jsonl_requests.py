@@ -76,6 +76,9 @@ def predict_file(bank_dir, input_path, output_path, batch_size=32):
             continue
         pending.append((number - 1, request, task))
     serve = tf.saved_model.load(bank_dir).signatures["serving_default"]
+    # A batch is padded to its longest request: batch requests of similar
+    # lengths (answers still go out in input order).
+    pending.sort(key=lambda p: len(p[1]["text_a"]) + len(p[1].get("text_b") or ""))
     for start in range(0, len(pending), batch_size):
         batch = pending[start:start + batch_size]
         result = serve(task=tf.constant([t["name"] for _, _, t in batch]),

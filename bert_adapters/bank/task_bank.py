@@ -154,6 +154,7 @@ class TaskBank:
     def _build(self):
         self.model = BankedModel(self.encoder, self.tasks)
         self.server = BankServer(self.model, self.tokenizer, self.tasks)
+        self._serve = self.server.serve_function()
 
     # === Prediction ===
     @property
@@ -211,7 +212,7 @@ class TaskBank:
         predictions, scores = [], []
         for start in range(0, len(tasks), batch_size):
             batch = slice(start, start + batch_size)
-            out = self.server.serve(tf.constant([e.name for e in entries[batch]]),
+            out = self._serve(tf.constant([e.name for e in entries[batch]]),
                                     tf.constant(texts_a[batch]), tf.constant(texts_b[batch]))
             for entry, label, row in zip(entries[batch], out["prediction"].numpy(),
                                          out["scores"].numpy()):
@@ -234,7 +235,7 @@ class TaskBank:
                             f"tasks to that bank with `bank add --bank {output_dir}`")
         tmp = f"{output_dir}.tmp-{uuid.uuid4().hex[:8]}"
         try:
-            tf.saved_model.save(self.server, tmp, signatures=self.server.signatures())
+            tf.saved_model.save(self.server, tmp, signatures=self.server.signatures(self._serve))
             tasks = []
             for index, task in enumerate(self.tasks):
                 folder = io_utils.join(TASKS_DIR, task.key)
