@@ -1,5 +1,7 @@
 """Sequence packing: the layout, and the same per-example logits, loss and gradients as unpacked."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -128,6 +130,12 @@ def test_packed_training_run(tmp_path):
                               do_train=True, do_eval=True, pack_sequences=True)
     results = trainer.run(config, str(tmp_path / "run"))
     assert results["global_step"] == 9 and 0 <= results["accuracy"] <= 1
+    # Packed evaluation gives the unpacked evaluation's results.
+    unpacked = trainer.run(dataclasses.replace(config, do_train=False, pack_sequences=False,
+                                               task_dir=str(tmp_path / "run")),
+                           str(tmp_path / "unpacked_eval"))
+    assert unpacked["accuracy"] == results["accuracy"]
+    assert unpacked["eval_loss"] == pytest.approx(results["eval_loss"], abs=1e-5)
 
     class SpanKind:
         name = heads.SPAN

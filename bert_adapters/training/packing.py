@@ -128,13 +128,37 @@ def make_packed_dataset(strategy, features, labels, index_matrix, pad_multiple=8
 
 
 def packed_train_model(kind, model, encoder, static_shapes=False):
-    """The model a packed training step calls: `PackedClassifier` on `model`'s layers."""
+    """The model packed steps call: `PackedClassifier` on `model`'s layers.
+
+    One per task model (kept while the model lives), so that training and
+    evaluation, and the trials of a sweep that share the model, share its
+    traced functions.
+    """
     from bert_adapters import heads  # pylint: disable=import-outside-toplevel
     from bert_adapters.packed_classifier import PackedClassifier  # pylint: disable=import-outside-toplevel
 
     if kind.name != heads.CLASSIFICATION:
+        # SQuAD's loss is a softmax over every position of a window, padding
+        # included (as BERT's): packed rows cannot give the same loss.
         raise ValueError(f"--pack_sequences packs classification examples; the {kind.name} "
                          f"task kind is trained unpacked (drop --pack_sequences)")
     if static_shapes:
         raise ValueError("--pack_sequences needs rows of varying shape: not on TPUs")
-    return PackedClassifier(model, encoder)
+    kept = _PACKED.get(id(model))
+    if kept is None or kept[0] is not model:
+        kept = (model, PackedClassifier(model, encoder))
+        _PACKED[id(model)] = kept
+        while len(_PACKED) > _MAX_PACKED:  # The oldest first (a sweep keeps two models).
+            del _PACKED[next(iter(_PACKED))]
+    return kept[1]
+
+
+def is_packed(model):
+    """True for a model that takes packed rows (`packed_train_model`)."""
+    from bert_adapters.packed_classifier import PackedClassifier  # pylint: disable=import-outside-toplevel
+
+    return isinstance(model, PackedClassifier)
+
+
+_PACKED = {}
+_MAX_PACKED = 2

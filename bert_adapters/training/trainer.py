@@ -159,7 +159,9 @@ def _run(config, output_dir, write_dir, step_callback, strategy):
     # Every worker computes every output (its replicas' share, gathered);
     # only the chief's files are kept.
     step = steps if config.do_train else _trained_steps(output_dir, artifact_config)
-    outputs = _OutputCache(strategy, model, splits, config.eval_batch_size, static_shapes)
+    eval_model = (packing.packed_train_model(kind, model, encoder, static_shapes)
+                  if config.pack_sequences else model)   # Packed evaluation rows too.
+    outputs = _OutputCache(strategy, eval_model, splits, config.eval_batch_size, static_shapes)
     results = {}
     if config.do_eval:
         for i, key in enumerate(kind.eval_splits):
@@ -581,7 +583,11 @@ def _predict(strategy, model, features, batch_size, static_shapes):
     # Batches of similar lengths pad little; TPUs pad everything to one shape anyway.
     lengths = None if static_shapes else input_pipeline.sequence_lengths(features)
     rows = input_pipeline.eval_index_matrix(num_rows, batch_size, lengths)
-    iterator = iter(input_pipeline.make_dataset(strategy, features, None, rows, static_shapes))
+    if packing.is_packed(model):
+        dataset = packing.make_packed_dataset(strategy, features, None, rows)
+    else:
+        dataset = input_pipeline.make_dataset(strategy, features, None, rows, static_shapes)
+    iterator = iter(dataset)
     predict_step = _predict_step(strategy, model)
     outputs = []
     for _ in range(len(rows)):

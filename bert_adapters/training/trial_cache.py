@@ -47,10 +47,10 @@ TRAINING_ONLY_FIELDS = (
     "gcp_project", "task_dir")
 # Settings that shape the model, its optimiser and their traced functions
 # (what may differ between trials sharing them: learning rate, epochs,
-# warm-up, seed, step caps, data order).
+# warm-up, seed, initial scale of the adapters, step caps, data order).
 MODEL_FIELDS = (
     "encoder", "init_checkpoint", "bert_config_file", "tuning", "num_tuned_layers",
-    "adapter_size", "adapter_init_scale", "max_seq_length", "train_batch_size",
+    "adapter_size", "max_seq_length", "train_batch_size",
     "eval_batch_size", "optimizer", "weight_decay", "mixed_precision", "jit_compile",
     "pack_sequences")
 
