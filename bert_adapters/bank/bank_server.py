@@ -60,6 +60,7 @@ class BankServer(tf.Module):
         return tf.function(self.serve, input_signature=[_STRINGS] * 3)
 
     def serve(self, task, text_a, text_b):
+        """Raw strings of any mix of tasks -> `prediction`, `scores`, `task` (see above)."""
         task_ids = self._lookup(task)
         inputs = self._tokenize(task_ids, text_a, text_b)
         logits = self.model(inputs, task_ids)
