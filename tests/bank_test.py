@@ -268,13 +268,14 @@ def _fake_artifact(source, target, **changes):
     return str(target)
 
 
-def test_refuses_tuning_that_changes_the_base_and_span_tasks(runs, tmp_path):
+def test_refuses_tuning_that_changes_the_base_and_unknown_kinds(runs, tmp_path):
     full = _fake_artifact(runs["rte"], tmp_path / "full", tuning="full")
     with pytest.raises(BankError, match=r"tuning='full', which changes the base encoder's own"):
         TaskBank.load(None, [full])
-    span = _fake_artifact(runs["rte"], tmp_path / "span", kind="span")
-    with pytest.raises(BankError, match="kind 'span'"):
-        TaskBank.load(None, [span])
+    tagging = _fake_artifact(runs["rte"], tmp_path / "tagging", kind="tagging")
+    with pytest.raises(BankError, match="kind 'tagging': the bank serves 'classification' and "
+                                        "'span' tasks"):
+        TaskBank.load(None, [tagging])
     base_weight = _fake_artifact(runs["rte"], tmp_path / "pooler")
     path = os.path.join(base_weight, "weights.safetensors")
     with open(path, "rb") as f:

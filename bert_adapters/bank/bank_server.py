@@ -23,7 +23,10 @@ class BankServer(tf.Module):
         score), zero-padded to the bank's widest head;
       - `task`: `[batch_size]` the canonical task names.
     An unknown task name, or a pair task without `text_b`, fails the call
-    with InvalidArgument naming it. Batches are padded to their longest
+    with InvalidArgument naming it; so does a span (SQuAD) task: the
+    SavedModel does not answer span tasks (their windows, best-span search
+    and offsets back into the original text run in Python: `TaskBank.predict`,
+    `bank predict`), and it has no signature for them. Batches are padded to their longest
     example, not to `max_seq_length`. Saved by `tf.saved_model.save` with
     `signatures(serve_function())`, this module is the bank's SavedModel:
     plain TensorFlow and tensorflow_text ops, nothing of `bert_adapters`
@@ -50,6 +53,8 @@ class BankServer(tf.Module):
         self._labels = tf.constant([row + [""] * (width - len(row)) for row in labels])
         self._text_modes = tf.constant([task.text_mode for task in tasks], tf.int32)
         self._regression = tf.constant([task.is_regression for task in tasks])
+        self._span = tf.constant([task.is_span for task in tasks])
+        self.span_task_names = [task.name for task in tasks if task.is_span]
 
     def serve_function(self):
         """`serve` as a `tf.function` over `[batch_size]` string tensors.
@@ -61,9 +66,12 @@ class BankServer(tf.Module):
 
     def serve(self, task, text_a, text_b):
         """Raw strings of any mix of tasks -> `prediction`, `scores`, `task` (see above)."""
-        task_ids = self._lookup(task)
-        inputs = self._tokenize(task_ids, text_a, text_b)
-        logits = self.model(inputs, task_ids)
+        task_ids = self._refuse_span(task, self._lookup(task))
+        inputs = cut_to_longest(self.encode(task_ids, text_a, text_b))
+        return self.classify(task_ids, self.model(inputs, task_ids))
+
+    def classify(self, task_ids, logits):
+        """Pooled-output logits -> `prediction`, `scores`, `task` of classification rows."""
         regression = tf.gather(self._regression, task_ids)
         raw = tf.where(tf.math.is_finite(logits), logits, 0.0)
         scores = tf.where(regression[:, tf.newaxis], raw, tf.nn.softmax(logits))
@@ -73,6 +81,18 @@ class BankServer(tf.Module):
         value = tf.strings.as_string(tf.clip_by_value(raw[:, 0], low, high), precision=3)
         return {"prediction": tf.where(regression, value, labels), "scores": scores,
                 "task": tf.gather(self._names, task_ids)}
+
+    def _refuse_span(self, task, task_ids):
+        if not self.span_task_names:
+            return task_ids
+        span = tf.gather(self._span, task_ids)
+        check = tf.debugging.Assert(
+            tf.logical_not(tf.reduce_any(span)),
+            ["span (SQuAD) task(s) are not answered by this SavedModel:",
+             tf.boolean_mask(task, span), "ask the Python bank (TaskBank.predict or "
+             "`python -m bert_adapters.bank predict`) for their answers"], summarize=5)
+        with tf.control_dependencies([check]):
+            return tf.identity(task_ids)
 
     def _lookup(self, task):
         """Task indices of the names, case, dashes and underscores ignored."""
@@ -87,8 +107,11 @@ class BankServer(tf.Module):
         with tf.control_dependencies([check]):  # Before anything gathers with -1.
             return tf.identity(task_ids)
 
-    def _tokenize(self, task_ids, text_a, text_b):
-        """`[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` as each example's task takes it."""
+    def encode(self, task_ids, text_a, text_b):
+        """`[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` as each example's task takes it.
+
+        Padded to `max_seq_length` (`cut_to_longest` trims a batch).
+        """
         modes = tf.gather(self._text_modes, task_ids)
         given = tf.strings.length(text_b) > 0
         missing = (modes == PAIR) & ~given
@@ -100,11 +123,8 @@ class BankServer(tf.Module):
             pair = (modes == PAIR) | ((modes == PAIR_IF_GIVEN) & given)  # Else SINGLE.
         single_inputs = self.tokenizer(text_a)
         pair_inputs = self.tokenizer(text_a, text_b)
-        inputs = {name: tf.where(pair[:, tf.newaxis], pair_inputs[name], single_inputs[name])
-                  for name in INPUT_NAMES}
-        # Padding costs compute: cut the batch to its longest example.
-        width = tf.maximum(tf.reduce_max(tf.reduce_sum(inputs["input_mask"], axis=1)), 1)
-        return {name: value[:, :width] for name, value in inputs.items()}
+        return {name: tf.where(pair[:, tf.newaxis], pair_inputs[name], single_inputs[name])
+                for name in INPUT_NAMES}
 
     def task_signature(self, serve, index):
         """A `tf.function` serving one task through `serve` (a `serve_function()`).
@@ -125,9 +145,21 @@ class BankServer(tf.Module):
     def signatures(self, serve):
         """{signature key: concrete function}: `serving_default` and one per task name.
 
+        Span tasks get none (see the class docstring).
+
         `serve` is a `serve_function()`, traced once for all of them.
         """
         signatures = {"serving_default": serve.get_concrete_function()}
         for index, name in enumerate(self.task_names):
-            signatures[name] = self.task_signature(serve, index).get_concrete_function()
+            if name not in self.span_task_names:
+                signatures[name] = self.task_signature(serve, index).get_concrete_function()
         return signatures
+
+
+def cut_to_longest(inputs, min_width=1):
+    """The batch's input dict cut to its longest example (at least `min_width`).
+
+    Padding costs compute and changes nothing else: keys on padding are masked.
+    """
+    width = tf.maximum(tf.reduce_max(tf.reduce_sum(inputs["input_mask"], axis=1)), min_width)
+    return {name: value[:, :width] for name, value in inputs.items()}

@@ -4,6 +4,11 @@ A bank shares one frozen base between its tasks, so it takes only artifacts
 whose trained weights are adapters, LayerNorms and the head (`adapters` and
 `layer_norm` tuning). `full` and `top_k` fine-tuning change the base's own
 weights: such an artifact is refused with a message saying how to serve it.
+
+Two task kinds: sentence classification/regression (`run_classifier.py`; a
+head on the pooled output) and span extraction (`run_squad.py`; a 2-unit
+start/end head on the sequence output, requests `text_a` = question,
+`text_b` = context).
 """
 
 import dataclasses
@@ -22,6 +27,12 @@ SHAREABLE_TUNING = ("adapters", "layer_norm")
 # How a task's requests are packed: one text, two texts, or (a custom task,
 # whose artifact does not say) two when `text_b` is given, else one.
 SINGLE, PAIR, PAIR_IF_GIVEN = 0, 1, -1
+
+# A span head: start and end logits. Artifacts written by run_squad.py record
+# these settings; the defaults are BERT's run_squad.py flags.
+SPAN_OUTPUTS = 2
+SPAN_DEFAULTS = {"max_seq_length": 384, "doc_stride": 128, "max_query_length": 64,
+                 "n_best_size": 20, "max_answer_length": 30}
 
 
 class BankError(ValueError):
@@ -44,6 +55,7 @@ class BankTask:
         labels: the submission label string of each output (None: regression).
         text_mode: `SINGLE`, `PAIR` or `PAIR_IF_GIVEN`.
         weights: {canonical name: float32 array} of `weights.safetensors`.
+        kind: `heads.CLASSIFICATION` or `heads.SPAN`.
     """
 
     name: str
@@ -52,18 +64,38 @@ class BankTask:
     labels: Optional[Tuple[str, ...]]
     text_mode: int
     weights: dict
+    kind: str = heads.CLASSIFICATION
 
     @property
     def key(self):
         return task_key(self.name)
 
     @property
+    def is_span(self):
+        return self.kind == heads.SPAN
+
+    @property
     def is_regression(self):
-        return self.labels is None
+        return self.labels is None and not self.is_span
 
     @property
     def num_outputs(self):
-        return int(self.config["num_outputs"])
+        """The head's width: classes (regression: 1; span: 2, start and end)."""
+        return SPAN_OUTPUTS if self.is_span else int(self.config["num_outputs"])
+
+    @property
+    def num_scores(self):
+        """Scores per prediction: class probabilities, [raw score], or [answer probability]."""
+        return 1 if self.is_span else self.num_outputs
+
+    @property
+    def max_seq_length(self):
+        """Tokens per window of a span task (its training length)."""
+        return int(self.config.get("max_seq_length") or SPAN_DEFAULTS["max_seq_length"])
+
+    def span_setting(self, field):
+        """`doc_stride`, `max_query_length`, `n_best_size` or `max_answer_length` of a span task."""
+        return int(self.config.get(field) or SPAN_DEFAULTS[field])
 
     @property
     def adapter_size(self):
@@ -94,9 +126,9 @@ def read_bank_task(directory, name=None):
     except (FileNotFoundError, ValueError) as err:
         raise BankError(str(err)) from None
     kind = config.get("kind", heads.CLASSIFICATION)
-    if kind != heads.CLASSIFICATION:
-        raise BankError(f"{config_path}: kind {kind!r}: the bank serves sentence "
-                        f"classification and regression tasks only ({heads.CLASSIFICATION!r})")
+    if kind not in heads.KINDS:
+        raise BankError(f"{config_path}: kind {kind!r}: the bank serves "
+                        f"{' and '.join(repr(k) for k in heads.KINDS)} tasks")
     tuning = config.get("tuning")
     if tuning not in SHAREABLE_TUNING:
         raise BankError(
@@ -105,11 +137,19 @@ def read_bank_task(directory, name=None):
             f"{' or '.join(repr(t) for t in SHAREABLE_TUNING)} artifacts. Serve this task on its "
             f"own (run_classifier.py --task_dir {directory} --do_predict) or retrain it with "
             f"--tuning=adapters")
-    for field in ("task", "num_outputs", "base_fingerprint"):
+    required = ("task", "base_fingerprint") + (() if kind == heads.SPAN else ("num_outputs",))
+    for field in required:
         if config.get(field) is None:
             raise BankError(f"{config_path}: field {field!r} is missing")
-    labels = config.get("submission_labels") or config.get("label_names")
-    if labels is not None:
+    labels = None if kind == heads.SPAN else (config.get("submission_labels")
+                                             or config.get("label_names"))
+    if kind == heads.SPAN:
+        for field in SPAN_DEFAULTS:
+            value = config.get(field)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise BankError(f"{config_path}: {field}={value!r}, expected a positive int")
+    elif labels is not None:
         labels = tuple(str(label) for label in labels)
         if len(labels) != int(config["num_outputs"]):
             raise BankError(f"{config_path}: {len(labels)} submission labels for "
@@ -131,8 +171,9 @@ def read_bank_task(directory, name=None):
     if not task_key(name):
         raise BankError(f"{config_path}: task name {name!r} has no letter or digit")
     return BankTask(name=str(name), source=str(directory), config=config, labels=labels,
-                    text_mode=_text_mode(config["task"]),
-                    weights={k: np.asarray(v, np.float32) for k, v in weights.items()})
+                    text_mode=PAIR if kind == heads.SPAN else _text_mode(config["task"]),
+                    weights={k: np.asarray(v, np.float32) for k, v in weights.items()},
+                    kind=kind)
 
 
 def check_texts(task_name, text_mode, text_a, text_b, where="example"):
@@ -151,6 +192,22 @@ def check_texts(task_name, text_mode, text_a, text_b, where="example"):
     if text_mode == SINGLE and text_b:
         raise BankError(f'{where}: field "text_b" given, but task {task_name} takes one text '
                         f'(text_a only)')
+
+
+def check_span_texts(task_name, question, context, where="example",
+                     fields=("text_a", "text_b")):
+    """Raises BankError unless a span task's `question` and `context` are non-empty strings.
+
+    `fields` are the names the request gave them (`question`/`context` or
+    `text_a`/`text_b`), quoted in the message.
+    """
+    for field, value, what in zip(fields, (question, context), ("question", "context")):
+        if value is None:
+            raise BankError(f'{where}: field "{field}" is missing: task {task_name} is a span '
+                            f'task and takes a question and a context')
+        if not isinstance(value, str) or not value.strip():
+            raise BankError(f'{where}: field "{field}" (the {what}) must be a non-empty string, '
+                            f'found {value!r}')
 
 
 def _is_shareable(name):

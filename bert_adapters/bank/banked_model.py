@@ -23,7 +23,9 @@ class BankedModel(tf.Module):
     Tasks with smaller adapters are zero-padded to the widest (a zero
     bottleneck unit adds exactly zero); a `layer_norm`-tuned task has all-zero
     adapters, i.e. none. Heads are padded to the most outputs; the padding's
-    logits are -inf.
+    logits are -inf. A span task's 2-unit head is stacked with the others
+    (padded likewise) and applied to the sequence output by `outputs`, so a
+    batch may mix classification rows and span windows.
 
     Args:
         encoder: the frozen base `BertEncoder` (its own adapters, if any, are
@@ -54,6 +56,27 @@ class BankedModel(tf.Module):
         self.valid_outputs = tf.constant(valid)
 
     def __call__(self, inputs, task_ids):
+        weights, sequence = self._sequence_output(inputs, task_ids)
+        return self._pooled_logits(weights, sequence, task_ids)
+
+    def outputs(self, inputs, task_ids):
+        """Both heads' outputs of one forward pass, for batches mixing kinds of task.
+
+        Returns:
+            `(logits, span_logits)`: `logits` as `__call__` (each example's
+            head on its pooled output); `span_logits` float32 `[batch_size,
+            seq_length, 2]`, each example's head on its sequence output,
+            `[..., 0]` start and `[..., 1]` end logits (meaningful for the rows
+            of span tasks, whose 2-unit head reads every token as
+            `heads.build_span_model`).
+        """
+        weights, sequence = self._sequence_output(inputs, task_ids)
+        logits = self._pooled_logits(weights, sequence, task_ids)
+        span = _dense(weights["head/kernel"][:, :, :2], weights["head/bias"][:, :2])(sequence)
+        return logits, tf.cast(span, tf.float32)
+
+    def _sequence_output(self, inputs, task_ids):
+        """(each example's task weights, the sequence output `[B, S, d]`)."""
         enc = self.encoder
         weights = {name.replace(".", "/"): tf.gather(v, task_ids)
                    for name, v in self.task_weights.items()}
@@ -68,7 +91,10 @@ class BankedModel(tf.Module):
                 _layer_norm(layer.attention_layer_norm, weights, f"{p}/attention_layer_norm"),
                 self._adapter(weights, f"{p}/output_adapter"),
                 _layer_norm(layer.output_layer_norm, weights, f"{p}/output_layer_norm"))
-        pooled = enc.pooler(x[:, 0, :])
+        return weights, x
+
+    def _pooled_logits(self, weights, x, task_ids):
+        pooled = self.encoder.pooler(x[:, 0, :])
         logits = _dense(weights["head/kernel"], weights["head/bias"])(pooled[:, tf.newaxis, :])
         valid = tf.gather(self.valid_outputs, task_ids)
         return tf.where(valid, tf.cast(logits[:, 0, :], tf.float32), float("-inf"))

@@ -8,6 +8,12 @@ it) and `scores` (the task's class probabilities in the order of its labels;
 regression: `[raw score]`). A line that cannot be answered (not JSON, an
 unknown task, a missing or empty text) gets an `error` instead, naming its
 line number and field; the other lines are still answered.
+
+A span (SQuAD) task's line gives `question` and `context` (or `text_a` and
+`text_b`); its `prediction` is the answer text and `scores` `[its n-best
+probability]`. The SavedModel does not answer span tasks, so their lines are
+answered by the Python bank rebuilt from the bank directory
+(`TaskBank.from_directory`), as `run_squad.py --do_predict` would.
 """
 
 import json
@@ -15,8 +21,9 @@ import json
 import tensorflow as tf
 
 from bert_adapters import io_utils
-from bert_adapters.bank.bank_task import BankError, check_texts, task_key
-from bert_adapters.bank.task_bank import BANK_FILE
+from bert_adapters import heads
+from bert_adapters.bank.bank_task import BankError, check_span_texts, check_texts, task_key
+from bert_adapters.bank.task_bank import BANK_FILE, TaskBank
 
 
 def read_bank_record(bank_dir):
@@ -43,9 +50,23 @@ def parse_request(line, tasks_by_key, where):
     if task is None:
         known = ", ".join(t["name"] for t in tasks_by_key.values())
         raise BankError(f'{where}: field "task": unknown task {name!r}; this bank serves {known}')
-    check_texts(task["name"], task["text_mode"], request.get("text_a"), request.get("text_b"),
-                where)
+    if task.get("kind") == heads.SPAN:
+        # Name the fields as the line does: question/context or text_a/text_b.
+        named = "question" in request or "context" in request
+        fields = [next((f for f in pair if f in request), pair[0] if named else pair[1])
+                  for pair in (("question", "text_a"), ("context", "text_b"))]
+        check_span_texts(task["name"], request.get(fields[0]), request.get(fields[1]), where,
+                         fields)
+    else:
+        check_texts(task["name"], task["text_mode"], request.get("text_a"),
+                    request.get("text_b"), where)
     return request, task
+
+
+def _span_texts(request):
+    """(question, context) of a checked span request."""
+    return (request["question"] if "question" in request else request["text_a"],
+            request["context"] if "context" in request else request["text_b"])
 
 
 def predict_file(bank_dir, input_path, output_path, batch_size=32):
@@ -75,7 +96,18 @@ def predict_file(bank_dir, input_path, output_path, batch_size=32):
                                    "error": str(err)}
             continue
         pending.append((number - 1, request, task))
-    serve = tf.saved_model.load(bank_dir).signatures["serving_default"]
+    spans = [p for p in pending if p[2].get("kind") == heads.SPAN]
+    pending = [p for p in pending if p[2].get("kind") != heads.SPAN]
+    if spans:
+        bank = TaskBank.from_directory(bank_dir)
+        questions, contexts = zip(*(_span_texts(r) for _, r, _ in spans))
+        answers, scores = bank.predict_mixed([t["name"] for _, _, t in spans], questions,
+                                             contexts, batch_size=batch_size,
+                                             return_scores=True)
+        for (row, request, _), answer, score in zip(spans, answers, scores):
+            outputs[row] = {**request, "prediction": answer,
+                            "scores": [float(s) for s in score]}
+    serve = tf.saved_model.load(bank_dir).signatures["serving_default"] if pending else None
     # A batch is padded to its longest request: batch requests of similar
     # lengths (answers still go out in input order).
     pending.sort(key=lambda p: len(p[1]["text_a"]) + len(p[1].get("text_b") or ""))
@@ -93,4 +125,4 @@ def predict_file(bank_dir, input_path, output_path, batch_size=32):
                             "scores": [float(s) for s in scores[:width]]}
     io_utils.write_text(output_path, "".join(
         json.dumps(o, ensure_ascii=False) + "\n" for o in outputs))
-    return len(pending), errors
+    return len(pending) + len(spans), errors

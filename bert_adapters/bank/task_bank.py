@@ -2,6 +2,7 @@
 
     bank = TaskBank.load("minilm_l6", ["runs/rte", "runs/sst2"])
     bank.predict("sst2", ["a gripping film"])                 # ["1"]
+    bank.predict("squad", ["Who won?"], ["The Broncos won."])  # ["The Broncos"] (a span task)
     bank.predict_mixed(["RTE", "SST-2"], ["A man sleeps.", "dull"], ["A person rests.", ""])
     bank.export("banks/glue")                                  # one SavedModel
     TaskBank.from_directory("banks/glue").add("runs/stsb").export("banks/glue", overwrite=True)
@@ -19,10 +20,14 @@ import tensorflow as tf
 
 from bert_adapters import artifact, checkpoints, io_utils
 from bert_adapters.bank.bank_server import BankServer
-from bert_adapters.bank.bank_task import BankError, check_texts, read_bank_task, task_key
+from bert_adapters.bank.bank_task import (BankError, check_span_texts, check_texts,
+                                          read_bank_task, task_key)
 from bert_adapters.bank.banked_model import BankedModel
-from bert_adapters.bert_encoder import BertEncoder
+from bert_adapters.bert_encoder import INPUT_NAMES, BertEncoder
+from bert_adapters.data.squad import SquadExample
 from bert_adapters.fingerprint import base_fingerprint
+from bert_adapters.tasks.squad_features import convert_examples
+from bert_adapters.tasks.squad_postprocess import postprocess
 from bert_adapters.tokenization import BertTokenizer
 
 FORMAT_VERSION = 1
@@ -70,13 +75,15 @@ class TaskBank:
             task_dirs: artifact (or run output) directories; an item
                 `(name, dir)` (or a dict {name: dir}) gives a task a name of
                 its own (two custom tasks would both be called `custom`).
-            max_seq_length: tokens per example; default the longest the
-                artifacts were trained with (128 if they do not say).
+            max_seq_length: tokens per classification example; default the
+                longest the classification artifacts were trained with (128
+                if they do not say). Span tasks cut contexts into windows of
+                their own training length, as their `run_squad.py` did.
 
         Raises:
             BankError: an artifact the bank cannot take (another base: the
                 message names the artifact and both fingerprints; `full` or
-                `top_k` tuning; a span task; two tasks of one name).
+                `top_k` tuning; two tasks of one name).
         """
         items = task_dirs.items() if isinstance(task_dirs, dict) else task_dirs
         named = [item if isinstance(item, tuple) else (None, item) for item in items]
@@ -84,8 +91,8 @@ class TaskBank:
         if not tasks:
             raise BankError("a bank needs at least one task artifact")
         if max_seq_length is None:
-            max_seq_length = max(int(t.config.get("max_seq_length") or DEFAULT_MAX_SEQ_LENGTH)
-                                 for t in tasks)
+            max_seq_length = max([int(t.config.get("max_seq_length") or DEFAULT_MAX_SEQ_LENGTH)
+                                  for t in tasks if not t.is_span] or [DEFAULT_MAX_SEQ_LENGTH])
         record = {field: tasks[0].config.get(field) for field in _BASE_FIELDS}
         return cls._assemble(base, tasks, max_seq_length, record)
 
@@ -144,6 +151,14 @@ class TaskBank:
                 f"fingerprint {task.fingerprint} ({task.config.get('encoder_source')!r}), but "
                 f"this bank's base ({self.base.get('encoder_source')!r}) has fingerprint "
                 f"{self.fingerprint}: adapters only work on the exact base they were trained on")
+        if task.is_span:
+            positions = self.encoder.config.max_sequence_length
+            length, query = task.max_seq_length, task.span_setting("max_query_length")
+            if length > positions or query + 3 >= length:
+                raise BankError(
+                    f"{io_utils.join(task.source, artifact.CONFIG_FILE)}: span windows of "
+                    f"max_seq_length={length} with max_query_length={query} do not fit this "
+                    f"base ({positions} positions; the query needs room for the context)")
         for other in self.tasks:
             if other.key == task.key:
                 raise BankError(
@@ -155,6 +170,14 @@ class TaskBank:
         self.model = BankedModel(self.encoder, self.tasks)
         self.server = BankServer(self.model, self.tokenizer, self.tasks)
         self._serve = self.server.serve_function()
+        ids = tf.TensorSpec([None], tf.int32)
+        strings = tf.TensorSpec([None], tf.string)
+        self._encode = tf.function(self.server.encode, input_signature=[ids, strings, strings])
+        self._forward = tf.function(
+            self.model.outputs,
+            input_signature=[{name: tf.TensorSpec([None, None], tf.int32) for name in INPUT_NAMES},
+                             ids])
+        self._classify = tf.function(self.server.classify)
 
     # === Prediction ===
     @property
@@ -176,29 +199,38 @@ class TaskBank:
     def predict(self, task, texts_a, texts_b=None, *, batch_size=32, return_scores=False):
         """Predictions of one task: label strings (regression: floats, as its submission).
 
-        With `return_scores`, also a float32 array `[num_examples, num_outputs]`:
+        A span task takes questions as `texts_a` and their contexts as
+        `texts_b`, and predicts answer texts (as its `run_squad.py
+        --do_predict` writes them to predictions.json).
+
+        With `return_scores`, also a float32 array `[num_examples, num_scores]`:
         class probabilities in the order of the task's labels (regression:
-        the raw score).
+        the raw score; span: the answer's n-best probability).
         """
         texts_a = list(texts_a)
         out = self.predict_mixed([task] * len(texts_a), texts_a, texts_b,
                                  batch_size=batch_size, return_scores=return_scores)
         if return_scores:
             labels, scores = out
-            return labels, np.stack(scores) if scores else np.zeros((0, self.task(task).num_outputs))
+            return labels, np.stack(scores) if scores else np.zeros((0, self.task(task).num_scores))
         return out
 
     def predict_mixed(self, tasks, texts_a, texts_b=None, *, batch_size=32, return_scores=False):
         """Predictions for examples of any tasks, `tasks[i]` naming example i's task.
 
-        Batches of `batch_size` examples, in order, each one forward pass
-        whatever its mix of tasks. `texts_b` may be None (single-sentence
-        tasks) and holds "" or None for examples without a second text.
+        Batches of `batch_size` rows, in order, each one forward pass
+        whatever its mix of tasks. A classification example is one row; a
+        span example (`texts_a[i]` the question, `texts_b[i]` the context)
+        is one row per window of its context (as its task's `run_squad.py`
+        cuts them), and its answer is BERT's best span over all its windows.
+        `texts_b` may be None (single-sentence tasks) and holds "" or None
+        for examples without a second text.
 
         Returns:
-            A list of label strings (floats for regression tasks); with
-            `return_scores`, also a list of float32 arrays, each example's
-            task's probabilities (regression: `[score]`).
+            A list of label strings (floats for regression tasks; answer
+            texts for span tasks); with `return_scores`, also a list of
+            float32 arrays, each example's task's probabilities (regression:
+            `[score]`; span: `[the answer's n-best probability]`).
         """
         tasks, texts_a = list(tasks), list(texts_a)
         texts_b = [""] * len(texts_a) if texts_b is None else ["" if t is None else t
@@ -208,18 +240,100 @@ class TaskBank:
                             f"texts_b: give one of each per example")
         entries = [self.task(name) for name in tasks]
         for i, (entry, text_a, text_b) in enumerate(zip(entries, texts_a, texts_b)):
-            check_texts(entry.name, entry.text_mode, text_a, text_b, where=f"example {i}")
-        predictions, scores = [], []
-        for start in range(0, len(tasks), batch_size):
-            batch = slice(start, start + batch_size)
-            out = self._serve(tf.constant([e.name for e in entries[batch]]),
-                                    tf.constant(texts_a[batch]), tf.constant(texts_b[batch]))
-            for entry, label, row in zip(entries[batch], out["prediction"].numpy(),
-                                         out["scores"].numpy()):
-                label = label.decode("utf-8")
-                predictions.append(float(label) if entry.is_regression else label)
-                scores.append(row[:entry.num_outputs])
+            if entry.is_span:
+                check_span_texts(entry.name, text_a, text_b, where=f"example {i}")
+            else:
+                check_texts(entry.name, entry.text_mode, text_a, text_b, where=f"example {i}")
+        spans = self._span_windows(entries, texts_a, texts_b)
+        rows = []  # (example, span task key or None, window)
+        for i, entry in enumerate(entries):
+            if entry.is_span:
+                rows += [(i, entry.key, w) for w in spans[entry.key]["windows_of"][i]]
+            else:
+                rows.append((i, None, None))
+        predictions, scores = [None] * len(tasks), [None] * len(tasks)
+        for start in range(0, len(rows), batch_size):
+            self._predict_rows(rows[start:start + batch_size], entries, texts_a, texts_b, spans,
+                               predictions, scores)
+        for span in spans.values():
+            task = span["task"]
+            answers, nbest = postprocess(
+                span["examples"], span["features"], span["start"], span["end"],
+                task.span_setting("n_best_size"), task.span_setting("max_answer_length"))
+            for example in span["examples"]:
+                i = int(example.qas_id)
+                predictions[i] = answers[example.qas_id]
+                scores[i] = np.array([nbest[example.qas_id][0]["probability"]], np.float32)
         return (predictions, scores) if return_scores else predictions
+
+    def _span_windows(self, entries, texts_a, texts_b):
+        """Each span task's examples cut into windows: {task key: its windows and logits}."""
+        spans = {}
+        for i, entry in enumerate(entries):
+            if entry.is_span:
+                span = spans.setdefault(entry.key, {"task": entry, "examples": []})
+                span["examples"].append(SquadExample(
+                    qas_id=str(i), question_text=texts_a[i], context_text=texts_b[i],
+                    answers=(), title=""))
+        for span in spans.values():
+            task = span["task"]
+            features = convert_examples(
+                span["examples"], self.tokenizer, task.max_seq_length,
+                task.span_setting("doc_stride"), task.span_setting("max_query_length"))
+            windows_of = {int(e.qas_id): [] for e in span["examples"]}
+            for window, example in enumerate(features.example_index):
+                windows_of[int(span["examples"][example].qas_id)].append(window)
+            shape = (len(features), task.max_seq_length)
+            span.update(features=features, windows_of=windows_of,
+                        start=np.zeros(shape, np.float32), end=np.zeros(shape, np.float32))
+        return spans
+
+    def _predict_rows(self, rows, entries, texts_a, texts_b, spans, predictions, scores):
+        """One forward pass over `rows` (classification examples and span windows)."""
+        classified = [r for r, (_, key, _) in enumerate(rows) if key is None]
+        windowed = [r for r, (_, key, _) in enumerate(rows) if key is not None]
+        index = {task.key: t for t, task in enumerate(self.tasks)}
+        task_ids = np.array([index[entries[i].key] for i, _, _ in rows], np.int32)
+        parts = {}
+        width = 1
+        if classified:
+            examples = [rows[r][0] for r in classified]
+            encoded = self._encode(tf.constant(task_ids[classified]),
+                                   tf.constant([texts_a[i] for i in examples]),
+                                   tf.constant([texts_b[i] for i in examples]))
+            parts["classified"] = {name: v.numpy() for name, v in encoded.items()}
+            width = max(width, int(parts["classified"]["input_mask"].sum(axis=1).max()))
+        for r in windowed:
+            # Whole windows: the best-span search ranks every position of a
+            # window, padding included, as the task's own run does.
+            width = max(width, spans[rows[r][1]]["task"].max_seq_length)
+        inputs = {name: np.zeros((len(rows), width), np.int32) for name in INPUT_NAMES}
+        for name in INPUT_NAMES:
+            if classified:
+                values = parts["classified"][name][:, :width]
+                inputs[name][classified, :values.shape[1]] = values
+            for r in windowed:
+                _, key, window = rows[r]
+                values = getattr(spans[key]["features"], name)[window]
+                inputs[name][r, :len(values)] = values
+        logits, span_logits = self._forward({k: tf.constant(v) for k, v in inputs.items()},
+                                            tf.constant(task_ids))
+        if classified:
+            out = self._classify(tf.constant(task_ids[classified]),
+                                 tf.gather(logits, classified))
+            for r, label, row in zip(classified, out["prediction"].numpy(),
+                                     out["scores"].numpy()):
+                i = rows[r][0]
+                label = label.decode("utf-8")
+                predictions[i] = float(label) if entries[i].is_regression else label
+                scores[i] = row[:entries[i].num_scores]
+        span_logits = span_logits.numpy()
+        for r in windowed:
+            _, key, window = rows[r]
+            span = spans[key]
+            length = span["task"].max_seq_length
+            span["start"][window] = span_logits[r, :length, 0]
+            span["end"][window] = span_logits[r, :length, 1]
 
     # === Export ===
     def export(self, output_dir, *, overwrite=False):
@@ -242,13 +356,15 @@ class TaskBank:
                 _copy_artifact(task.source, io_utils.join(tmp, folder))
                 tasks.append({"name": task.name, "index": index, "artifact": folder,
                               "labels": list(task.labels) if task.labels else None,
+                              "kind": task.kind,
                               "regression": task.is_regression, "text_mode": task.text_mode,
                               "adapter_size": task.adapter_size,
                               "tuning": task.config.get("tuning"), "source": task.source})
             io_utils.write_json(io_utils.join(tmp, BANK_FILE), {
                 "format_version": FORMAT_VERSION, "base": self.base,
                 "fingerprint": self.fingerprint, "max_seq_length": self.max_seq_length,
-                "signatures": ["serving_default"] + self.task_names, "tasks": tasks})
+                "signatures": ["serving_default"] + [t.name for t in self.tasks
+                                                     if not t.is_span], "tasks": tasks})
             _replace_dir(tmp, output_dir)
         finally:
             if tf.io.gfile.exists(tmp):
