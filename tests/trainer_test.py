@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -106,6 +107,28 @@ def test_task_dir_reloads_the_artifact_and_refuses_another_base(tiny, tmp_path):
     with pytest.raises(ValueError, match="fingerprint"):
         trainer.run(_config(tiny, do_train=False, do_eval=True, task_dir=out, encoder=other),
                     str(tmp_path / "refused"))
+
+    # Predicting into the training folder (as BERT's README does) keeps its record.
+    with open(os.path.join(out, "run_config.json")) as f:
+        record = f.read()
+    trainer.run(_config(tiny, do_train=False, do_predict=True, task_dir=out, adapter_size=None),
+                out)
+    assert os.path.exists(os.path.join(out, "RTE.tsv"))
+    with open(os.path.join(out, "run_config.json")) as f:
+        assert f.read() == record
+
+    # A task_config.json without the settings the reload needs is named.
+    broken = tmp_path / "broken"
+    shutil.copytree(os.path.join(out, "task_artifact"), broken)
+    with open(broken / "task_config.json") as f:
+        config = json.load(f)
+    del config["tuning"], config["adapter_size"]
+    with open(broken / "task_config.json", "w") as f:
+        json.dump(config, f)
+    with pytest.raises(ValueError, match=r"broken.task_config\.json lacks \['tuning', "
+                                         r"'adapter_size'\]"):
+        trainer.run(_config(tiny, do_train=False, do_eval=True, task_dir=str(broken)),
+                    str(tmp_path / "from_broken"))
 
 
 def test_same_seed_same_result_and_interrupted_run_resumes_identically(tiny, tmp_path):

@@ -282,6 +282,11 @@ def _merge_artifact_settings(config, artifact_config):
     """With --task_dir, the model's shape (and, unless given, its base) come from the artifact."""
     if artifact_config is None:
         return config
+    missing = [k for k in _ARTIFACT_KEYS if k not in artifact_config]
+    if missing:
+        path = io_utils.join(artifact.resolve_artifact_dir(config.task_dir), artifact.CONFIG_FILE)
+        raise RunError(f"{path} lacks {missing}: not a complete task artifact (written by a "
+                       f"training run's end)")
     if not (config.encoder or config.init_checkpoint):
         config = dataclasses.replace(
             config, encoder=artifact_config["encoder_source"],
@@ -295,9 +300,24 @@ def _merge_artifact_settings(config, artifact_config):
         adapter_init_scale=artifact_config["adapter_init_scale"])
 
 
+# What _merge_artifact_settings and the fingerprint check read from task_config.json.
+_ARTIFACT_KEYS = ("tuning", "num_tuned_layers", "adapter_size", "adapter_init_scale",
+                  "encoder_source", "base_fingerprint")
+
+
 def _write_run_config(output_dir, config, encoder, fingerprint, kind, write=True):
-    """Writes run_config.json (if `write`); a resumed run must not change training settings."""
+    """Writes run_config.json (if `write`); a resumed run must not change training settings.
+
+    A run that does not train keeps the record of a training run already in
+    `output_dir` (BERT's README predicts into the training folder): sweeps and
+    glue_submission read what was trained from it.
+    """
     path = io_utils.join(output_dir, RUN_CONFIG_FILE)
+    if write and not config.do_train and io_utils.exists(path):
+        old = io_utils.read_json(path)
+        if old.get("settings", {}).get("do_train"):
+            logging.info("Keeping %s: it records the training run of this directory", path)
+            write = False
     record = {"settings": config.to_json(), "encoder_source": getattr(encoder, "source", None),
               "base_fingerprint": fingerprint, "task_kind": kind.name, **kind.record(),
               "encoder_config": encoder.config.architecture()}
