@@ -164,7 +164,9 @@ def test_export_and_jsonl_predict_with_a_span_task(runs, tmp_path, capsys):
     output = str(tmp_path / "predictions.jsonl")
     assert bank_main(["predict", "--bank", bank_dir, "--input",
                       str(tmp_path / "requests.jsonl"), "--output", output]) == 2
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
+    assert "Span task(s) squad: answered by `bank predict`" in captured.out
     assert "Traceback" not in err
     assert ('requests.jsonl:6: field "context" is missing: task squad is a span task'
             in err)
@@ -182,3 +184,7 @@ def test_export_and_jsonl_predict_with_a_span_task(runs, tmp_path, capsys):
     assert all("error" in a for a in answers[5:])
     # A bank rebuilt from its directory keeps the span task.
     assert TaskBank.from_directory(bank_dir).task("squad").is_span
+    # A bank of span tasks only exports too (its SavedModel serves nothing).
+    TaskBank.load(None, [runs["squad"]]).export(str(tmp_path / "span_only"))
+    with open(tmp_path / "span_only" / "bank.json") as f:
+        assert json.load(f)["signatures"] == ["serving_default"]

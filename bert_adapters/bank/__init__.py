@@ -3,9 +3,10 @@
 The paper's motivating service (Houlsby et al., 2019, section 1): tasks
 arrive one after another, each adds a few percent of parameters, and one
 shared model answers all of them. `TaskBank` loads a base encoder and task
-artifacts (`run_classifier.py` output directories), predicts batches that mix
-tasks in one forward pass, and exports everything as one SavedModel taking
-raw strings:
+artifacts (`run_classifier.py` and `run_squad.py` output directories),
+predicts batches that mix tasks (classification rows and span windows) in one
+forward pass, and exports everything as one SavedModel taking raw strings
+(span tasks are answered in Python only: the SavedModel refuses them):
 
     python -m bert_adapters.bank export --task_dirs runs/rte runs/sst2 --output_dir banks/glue
     python -m bert_adapters.bank add --bank banks/glue --task_dir runs/stsb

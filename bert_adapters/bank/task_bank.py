@@ -91,8 +91,10 @@ class TaskBank:
         if not tasks:
             raise BankError("a bank needs at least one task artifact")
         if max_seq_length is None:
+            # A bank of span tasks only: their windows' length (unused but valid).
             max_seq_length = max([int(t.config.get("max_seq_length") or DEFAULT_MAX_SEQ_LENGTH)
-                                  for t in tasks if not t.is_span] or [DEFAULT_MAX_SEQ_LENGTH])
+                                  for t in tasks if not t.is_span]
+                                 or [t.max_seq_length for t in tasks])
         record = {field: tasks[0].config.get(field) for field in _BASE_FIELDS}
         return cls._assemble(base, tasks, max_seq_length, record)
 
