@@ -179,7 +179,8 @@ class TaskBank:
             self.model.outputs,
             input_signature=[{name: tf.TensorSpec([None, None], tf.int32) for name in INPUT_NAMES},
                              ids])
-        self._classify = tf.function(self.server.classify)
+        self._classify = tf.function(
+            self.server.classify, input_signature=[ids, tf.TensorSpec([None, None], tf.float32)])
 
     # === Prediction ===
     @property
