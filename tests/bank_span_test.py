@@ -112,6 +112,10 @@ def test_mixed_batch_of_classification_rows_and_span_windows(runs):
     assert labels[0::2] == [runs["predictions"][i] for i, _, _ in dev]
     np.testing.assert_allclose(np.stack(scores[1::2]), rte_scores, atol=1e-5)
     np.testing.assert_allclose(np.stack(scores[0::2]), span_scores, atol=1e-5)
+    # The span task (adapters of size 4, RTE's 2) leaves RTE's outputs bit for bit.
+    alone_labels, alone_scores = TaskBank.load(None, [runs["rte"]]).predict(
+        "rte", texts_a[1::2], texts_b[1::2], return_scores=True)
+    assert alone_labels == rte_labels and np.array_equal(alone_scores, rte_scores)
     with pytest.raises(BankError, match=r'example 0: field "text_b" \(the context\) must be a '
                                         'non-empty string'):
         bank.predict("squad-v1.1", ["a question"])
