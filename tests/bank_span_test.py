@@ -14,7 +14,6 @@ import textwrap
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from bert_adapters.bank import BankError, TaskBank
 from bert_adapters.bank.__main__ import main as bank_main
