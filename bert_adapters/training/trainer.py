@@ -103,7 +103,9 @@ def _run(config, output_dir, write_dir, step_callback, strategy):
         error = None
     except Exception as err:  # pylint: disable=broad-except
         error = err  # Told to the other workers, then raised.
-    notes = distribution.agree(strategy, error, None if error else _inputs_digest(config, splits))
+    multi_worker = distribution.is_multi_worker(strategy)
+    digest = _inputs_digest(config, splits) if multi_worker and error is None else ""
+    notes = distribution.agree(strategy, error, digest)
     if len(set(notes)) > 1:
         raise RunError(f"the workers loaded different settings or data ({_by_worker(notes)}): "
                        f"run the same command on the same files on every worker")
@@ -482,6 +484,8 @@ def loop_end(step, total_steps, iterations_per_loop, save_checkpoints_steps):
 
 def _check_workers_agree(strategy, model, encoder):
     """Logs the trained weights' digest; ValueError if the workers' differ."""
+    if not distribution.is_multi_worker(strategy):
+        return
     weights = artifact.trained_weight_map(model, encoder)
     digest = weights_digest({name: v.numpy() for name, v in weights.items()})
     notes = distribution.agree(strategy, note=digest)
@@ -519,7 +523,7 @@ def make_train_loop(strategy, model, optimizer, loss_fn, global_batch_size, glob
     """A tf.function `train_loop(iterator, num_steps) -> (losses, learning_rates)`.
 
     Runs `num_steps` steps of `make_train_step` inside one call (a
-    `tf.range` loop: BERT's `--iterations_per_loop`), so Python and the
+    `tf.while_loop`: BERT's `--iterations_per_loop`), so Python and the
     function call are paid once per loop, not once per step. Returns the
     mean loss and learning rate after each step, float32 `[num_steps]`.
     `num_steps` is a tensor: one trace serves every loop length.
@@ -531,11 +535,18 @@ def make_train_loop(strategy, model, optimizer, loss_fn, global_batch_size, glob
 
     @tf.function
     def train_loop(iterator, num_steps):
-        losses = tf.TensorArray(tf.float32, size=num_steps)
-        rates = tf.TensorArray(tf.float32, size=num_steps)
-        for i in tf.range(num_steps):
+        def body(i, losses, rates):
             losses = losses.write(i, tf.cast(step_fn(iterator), tf.float32))
             rates = rates.write(i, tf.cast(learning_rate(), tf.float32))
+            return i + 1, losses, rates
+
+        # An explicit while loop, not a `for` over tf.range: it does not depend
+        # on AutoGraph reading this file's source (which fails where the source
+        # is missing or was edited since it was imported).
+        _, losses, rates = tf.while_loop(
+            lambda i, losses, rates: i < num_steps, body,
+            (tf.constant(0), tf.TensorArray(tf.float32, size=num_steps),
+             tf.TensorArray(tf.float32, size=num_steps)))
         return losses.stack(), rates.stack()
 
     return train_loop
