@@ -9,13 +9,15 @@ the same number of steps through `run_squad.py`, each in its own process:
 Reported per setting: dev exact match and F1 (official v1.1 metric), trained
 parameters, training examples (windows) per second as the trainer logs it,
 and the process's peak RSS. `--settings` picks a subset; `--rounds=2` runs
-them twice in A B B A order and reports medians.
+them twice in A B B A order and reports medians; `--speed_only --steps=30` times
+training alone.
 """
 
 import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,20 +25,23 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.environ.get("BERT_ADAPTERS_DATA", os.path.join(REPO, "..", "shared", "data"))
 SETTINGS = {
-    "adapters8": ["--tuning=adapters", "--adapter_size=8", "--learning_rate=1e-3"],
-    "adapters64": ["--tuning=adapters", "--adapter_size=64", "--learning_rate=1e-3"],
+    "adapters8": ["--tuning=adapters", "--adapter_size=8", "--learning_rate=3e-3"],
+    "adapters64": ["--tuning=adapters", "--adapter_size=64", "--learning_rate=3e-3"],
     "full": ["--tuning=full", "--learning_rate=1e-4"],
 }
 
 
 def run_setting(name, args, data_dir):
     out = os.path.join(args.output_dir, name)
+    if os.path.exists(out):  # A fresh run each round (no resume).
+        shutil.rmtree(out)
     cmd = [sys.executable, os.path.join(REPO, "run_squad.py"), "--encoder=minilm_l6",
            f"--train_file={data_dir}/train.json", f"--predict_file={data_dir}/dev.json",
            f"--max_seq_length={args.max_seq_length}", f"--doc_stride={args.doc_stride}",
            f"--train_batch_size={args.batch_size}", "--eval_batch_size=64",
            f"--max_train_steps={args.steps}", "--num_train_epochs=10", "--optimizer=adamw",
-           "--group_by_length", "--do_train", "--do_predict", f"--output_dir={out}",
+           "--group_by_length", "--do_train", f"--output_dir={out}",
+           *([] if args.speed_only else ["--do_predict"]),
            "--save_checkpoints_steps=100000", *SETTINGS[name]]
     # A fresh parent per setting: its children's peak RSS is this run's alone.
     wrapper = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
@@ -47,8 +52,10 @@ def run_setting(name, args, data_dir):
     if proc.returncode:
         sys.exit(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
     speed = re.findall(r"Trained \d+ steps in [\d.]+ s \(([\d.]+) examples/s\)", stderr)
-    with open(os.path.join(out, "eval_results.json")) as f:
-        results = json.load(f)
+    results = {"exact_match": float("nan"), "f1": float("nan"), "num_questions": 0}
+    if not args.speed_only:
+        with open(os.path.join(out, "eval_results.json")) as f:
+            results = json.load(f)
     with open(os.path.join(out, "params.json")) as f:
         params = json.load(f)
     return {"setting": name, "exact_match": results["exact_match"], "f1": results["f1"],
@@ -69,6 +76,8 @@ def main():
     parser.add_argument("--doc_stride", type=int, default=96)
     parser.add_argument("--train_articles", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--speed_only", action="store_true",
+                        help="Train only (no prediction): examples/s and peak RSS.")
     args = parser.parse_args()
     data_dir = os.path.join(args.output_dir, "data")
     subprocess.run([sys.executable, "-m", "bert_adapters.data.squad_split",
