@@ -15,7 +15,8 @@ trainer's own input pipeline and `make_train_loop`, in fresh processes:
                      summed by a collective all-reduce over gRPC. Each worker
                      then times that all-reduce alone, for the adapters'
                      gradients and for a full fine-tuning's (every weight).
-  --compare=loops    one process: `iterations_per_loop` 1 vs 10.
+  --compare=loops    one process: `iterations_per_loop` 1 vs 10, and what one
+                     call costs besides its steps (a loop of zero steps).
 
 Runs go A B B A (--rounds=2; A B B A A B B A with 4); each figure is the
 median over runs of a run's time per step (the timed steps' wall time over
@@ -77,7 +78,14 @@ def worker(options):
     for _ in range(timed_loops):
         train_loop(iterator, num_steps)[0].numpy()
     step = (time.perf_counter() - started) / (timed_loops * per_loop)
+    # What one call costs besides its steps: a loop of zero steps.
+    no_steps, calls = tf.constant(0, tf.int32), []
+    for _ in range(20):
+        started = time.perf_counter()
+        train_loop(iterator, no_steps)[0].numpy()
+        calls.append(time.perf_counter() - started)
     result = {"step_seconds": step, "examples_per_second": batch_size / step,
+              "call_seconds": statistics.median(calls),
               "workers": distribution.worker_count(strategy),
               "trained_params": int(sum(np.prod(v.shape) for v in model.trainable_weights))}
     if distribution.is_multi_worker(strategy):
@@ -235,9 +243,11 @@ def main():
             f"{_median(two, 'allreduce_seconds_full') * 1000:.0f} ms per step.", ""]
     if "loops" in args.compare:
         runs = compare(["loops=1", "loops=10"], options, args.rounds, args.timeout)
-        report += ["| iterations_per_loop | ex/s | s/step |", "|---|---|---|"] + [
+        report += ["| iterations_per_loop | ex/s | s/step | call overhead (0 steps) |",
+                   "|---|---|---|---|"] + [
             f"| {s[6:]} | {_median(runs[s], 'examples_per_second'):.1f} | "
-            f"{_median(runs[s], 'step_seconds'):.3f} |" for s in runs]
+            f"{_median(runs[s], 'step_seconds'):.3f} | "
+            f"{_median(runs[s], 'call_seconds') * 1000:.1f} ms |" for s in runs]
     print("\n".join(report))
 
 
