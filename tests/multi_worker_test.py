@@ -182,3 +182,14 @@ def test_a_sweep_over_several_workers_is_refused_with_the_way_to_do_it(tiny, tmp
                           str(tmp_path), TIMEOUT)
     assert [w.returncode for w in workers] == [2, 2], describe(workers)
     assert all("run it without --hparams" in w.log for w in workers)
+
+
+def test_a_batch_that_does_not_split_over_the_replicas_is_refused(tiny, tmp_path):
+    cpus = tf.config.list_logical_devices("CPU")
+    config = ClassifierConfig(task_name="rte", data_dir=tiny["data"], encoder=tiny["encoder"],
+                              adapter_size=4, max_seq_length=32, train_batch_size=7,
+                              do_train=True)
+    with pytest.raises(ValueError, match="--train_batch_size=7 does not split evenly over the 2"):
+        trainer.run(config, str(tmp_path / "run"),
+                    strategy=tf.distribute.MirroredStrategy([d.name for d in cpus[:2]]))
+    assert not (tmp_path / "run").exists()

@@ -91,6 +91,13 @@ def _run(config, output_dir, write_dir, step_callback, strategy):
     # === Strategy ===
     static_shapes = distribution.needs_static_shapes(strategy)
     chief = distribution.is_chief(strategy)
+    replicas = strategy.num_replicas_in_sync
+    for field, used in (("train_batch_size", config.do_train),
+                        ("eval_batch_size", config.do_eval or config.do_predict)):
+        if used and getattr(config, field) % replicas:
+            raise RunError(f"--{field}={getattr(config, field)} does not split evenly over the "
+                           f"{replicas} replicas (workers x devices) that each take an equal "
+                           f"share of every batch")
     keras.utils.set_random_seed(config.seed)
 
     # === Data ===
