@@ -2,8 +2,8 @@
 
 GLUE sentences are much shorter than `max_seq_length`; padding each batch to
 its longest example still wastes most of a batch's tokens on short-text
-tasks. Packing lays the examples of one step side by side in rows of at most
-`max_seq_length` tokens (first fit, longest first), and the packed model
+tasks. Packing lays the examples of one step side by side in rows as wide as
+the step's longest example (first fit, longest first), and the packed model
 (`packed_classifier.PackedClassifier`) keeps them apart:
 
   - a block-diagonal attention mask: a token sees only its own example's
@@ -34,7 +34,8 @@ def pack_examples(features, indices, max_width, pad_multiple=8):
         features: {name: int32 `[num_examples, max_seq_length]`} (`INPUT_NAMES`).
         indices: int `[n]` example indices; -1 entries get no tokens (their
             [CLS] position points at (0, 0); outputs there are discarded).
-        max_width: the longest row (the encoder's `max_seq_length`).
+        max_width: the longest row allowed (the encoder's `max_seq_length`);
+            rows are as wide as the step's longest example, rounded up.
         pad_multiple: rows are padded to a multiple of this.
 
     Returns:
@@ -43,12 +44,16 @@ def pack_examples(features, indices, max_width, pad_multiple=8):
     """
     lengths = features["input_mask"].sum(axis=1)
     valid = [i for i in range(len(indices)) if indices[i] >= 0]
+    # Rows as wide as the step's longest example (rounded up): attention
+    # costs width^2 per row, so wider rows would cost more than padding.
+    longest = max([int(lengths[indices[s]]) for s in valid] or [1])
+    capacity = min(max_width, -(-longest // pad_multiple) * pad_multiple)
     # First fit, longest first: rows[r] = [slot, ...], fill[r] = tokens used.
     rows, fill = [], []
     for slot in sorted(valid, key=lambda s: -int(lengths[indices[s]])):
         length = int(lengths[indices[slot]])
         for r, used in enumerate(fill):
-            if used + length <= max_width:
+            if used + length <= capacity:
                 rows[r].append(slot)
                 fill[r] += length
                 break
