@@ -21,7 +21,7 @@ demo: venv
 	$(PY) -m bert_adapters.demo --glue_dir="$(GLUE_DIR)" --output_dir=$(DEMO_DIR)
 
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --durations=25
 
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow"

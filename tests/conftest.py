@@ -65,3 +65,13 @@ def require_data(*parts):
     if not path.exists():
         pytest.skip(f"real data not found at {path} (set BERT_ADAPTERS_DATA)")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _separate_collective_keys():
+    """Tests that build their own MirroredStrategy get collective keys apart from earlier tests'.
+
+    (One process runs every test: see distribution.new_mirrored_strategy.)
+    """
+    from bert_adapters.training import distribution
+    tf.distribute.MirroredStrategy._collective_key_base += distribution._KEY_SPACING

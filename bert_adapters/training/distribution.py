@@ -60,7 +60,24 @@ def get_strategy(name="one_device", tpu=None, num_gpus=None, tpu_zone=None, gcp_
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    return new_mirrored_strategy(devices)
+
+
+def new_mirrored_strategy(devices):
+    """A MirroredStrategy whose collectives cannot collide with an earlier one's.
+
+    Every MirroredStrategy of a process numbers its collective groups from
+    the class's `_collective_key_base`; a second strategy on the same devices
+    (a second run in a notebook or a test session) would reuse the first's
+    keys for other collectives and fail with "Collective instance N expected
+    type ...". Each one made here starts its keys apart.
+    """
+    tf.distribute.MirroredStrategy._collective_key_base += _KEY_SPACING  # pylint: disable=protected-access
     return tf.distribute.MirroredStrategy(devices)
+
+
+# Group keys one MirroredStrategy may use before the next one's start.
+_KEY_SPACING = 10_000
 
 
 def strategy_from_config(config):
