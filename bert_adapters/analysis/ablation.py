@@ -38,6 +38,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from bert_adapters import artifact, checkpoints, heads, io_utils
 from bert_adapters.analysis import AnalysisError, figures
+from bert_adapters.analysis.sweep_results import read_json
 from bert_adapters.bert_encoder import INPUT_NAMES
 from bert_adapters.tasks.classification import ClassifierConfig
 from bert_adapters.tasks.squad import SquadConfig
@@ -76,19 +77,10 @@ class Run:
         return self.config.task_kind(self.task_config)
 
 
-def _read_json(path, what):
-    if not io_utils.exists(path):
-        raise AnalysisError(f"{path} not found: {what}")
-    try:
-        return io_utils.read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise AnalysisError(f"{path} is not valid JSON ({err})") from None
-
-
 def load_run(task_dir, data_dir=None):
     """Reads a run's settings and artifact config; checks it has adapters to ablate."""
     path = io_utils.join(task_dir, RUN_CONFIG_FILE)
-    record = _read_json(path, "--task_dir must be a training run's output directory "
+    record = read_json(path, "--task_dir must be a training run's output directory "
                               "(run_classifier.py or run_squad.py with --do_train), holding "
                               f"{RUN_CONFIG_FILE} and task_artifact/")
     settings = record.get("settings") if isinstance(record, dict) else None
@@ -115,7 +107,7 @@ def load_run(task_dir, data_dir=None):
     config = dataclasses.replace(config, do_train=False, do_eval=True, do_predict=False)
     config = _with_data_dir(config, data_dir)
     results_path = io_utils.join(task_dir, EVAL_RESULTS_FILE)
-    recorded = _read_json(results_path, "") if io_utils.exists(results_path) else {}
+    recorded = read_json(results_path, "") if io_utils.exists(results_path) else {}
     return Run(task_dir, config, kind_name, task_config, recorded)
 
 

@@ -67,7 +67,8 @@ class TrialResult:
         return str(base).rstrip("/").split("/")[-1] if base else "unknown base"
 
 
-def _read_json(path, what):
+def read_json(path, what):
+    """The JSON in `path`; AnalysisError naming the file (and `what` it should be)."""
     if not io_utils.exists(path):
         raise AnalysisError(f"{path} not found: {what}")
     try:
@@ -81,7 +82,7 @@ def _kind_of(sweep_dir, trial_ids):
     for trial_id in trial_ids:
         path = io_utils.join(sweep_dir, TRIALS_DIR, trial_id, RUN_CONFIG_FILE)
         if io_utils.exists(path):
-            return _read_json(path, "").get("task_kind", heads.CLASSIFICATION)
+            return read_json(path, "").get("task_kind", heads.CLASSIFICATION)
     return heads.CLASSIFICATION
 
 
@@ -99,7 +100,7 @@ def read_sweep(sweep_dir, metric=None):
         metric: the metrics key to read; default the sweep's own (sweep.json).
     """
     sweep_path = io_utils.join(sweep_dir, SWEEP_FILE)
-    sweep = _read_json(sweep_path, "--runs_dir must be a sweep's output directory "
+    sweep = read_json(sweep_path, "--runs_dir must be a sweep's output directory "
                                    "(run_classifier.py --hparams=... --output_dir=...)")
     if not isinstance(sweep, dict):
         raise AnalysisError(f"{sweep_path}: expected a JSON object")
