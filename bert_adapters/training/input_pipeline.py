@@ -106,26 +106,16 @@ def make_dataset(strategy, features, labels, index_matrix, static_shapes=False, 
     Without `static_shapes`, every replica of a step pads to that global
     batch's longest sequence.
     """
-    num_replicas = strategy.num_replicas_in_sync
-    global_batch = index_matrix.shape[1]
-    if global_batch % num_replicas:
-        raise ValueError(f"batch size {global_batch} is not divisible by the "
-                         f"{num_replicas} replicas")
-    per_replica = global_batch // num_replicas
+    by_replica = split_by_replica(strategy, index_matrix)
     max_width = features["input_mask"].shape[1]
     widths = (np.full(len(index_matrix), max_width, np.int32) if static_shapes else
               batch_widths(index_matrix, sequence_lengths(features), max_width, pad_multiple))
-    by_replica = index_matrix.reshape(len(index_matrix), num_replicas, per_replica)
     feature_table = {name: tf.constant(features[name]) for name in INPUT_NAMES}
     label_table = tf.constant(labels if labels is not None
                               else np.zeros(len(features["input_mask"]), np.int64))
 
     def dataset_fn(input_context):
-        # This worker's replicas, in order; each element feeds the next replica.
-        local_count = num_replicas // input_context.num_input_pipelines
-        first = input_context.input_pipeline_id * local_count
-        local = by_replica[:, first:first + local_count]
-        rows = local.reshape(-1, per_replica)
+        rows, local_count = local_rows(by_replica, input_context)
         ds = tf.data.Dataset.from_tensor_slices((rows, np.repeat(widths, local_count)))
 
         def gather(indices, width):
@@ -136,10 +126,35 @@ def make_dataset(strategy, features, labels, index_matrix, static_shapes=False, 
                 inputs = {n: t[:, :width] for n, t in inputs.items()}
             return inputs, tf.gather(label_table, safe), tf.cast(valid, tf.float32)
 
-        ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        options.deterministic = True
-        return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+        return finish(ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
 
     return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def split_by_replica(strategy, index_matrix):
+    """`[num_steps, num_replicas, per_replica]`: each global batch cut in replica order."""
+    num_replicas = strategy.num_replicas_in_sync
+    global_batch = index_matrix.shape[1]
+    if global_batch % num_replicas:
+        raise ValueError(f"batch size {global_batch} is not divisible by the "
+                         f"{num_replicas} replicas")
+    return index_matrix.reshape(len(index_matrix), num_replicas, global_batch // num_replicas)
+
+
+def local_rows(by_replica, input_context):
+    """This worker's replicas' rows, in order (each element feeds the next replica).
+
+    Returns `([num_steps * local_count, per_replica], local_count)`.
+    """
+    local_count = by_replica.shape[1] // input_context.num_input_pipelines
+    first = input_context.input_pipeline_id * local_count
+    local = by_replica[:, first:first + local_count]
+    return local.reshape(-1, by_replica.shape[2]), local_count
+
+
+def finish(ds):
+    """Deterministic, not auto-sharded (rows are already this worker's), prefetched."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    options.deterministic = True
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

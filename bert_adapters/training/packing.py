@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from bert_adapters.bert_encoder import INPUT_NAMES
+from bert_adapters.training import input_pipeline
 
 PACKED_NAMES = INPUT_NAMES + ("input_position_ids", "input_example_ids")
 
@@ -95,14 +96,9 @@ def make_packed_dataset(strategy, features, labels, index_matrix, pad_multiple=8
     `labels` and `valid` are per example, in the row's example order, as
     unpacked. Rows and widths vary from step to step (no static shapes).
     """
-    num_replicas = strategy.num_replicas_in_sync
-    global_batch = index_matrix.shape[1]
-    if global_batch % num_replicas:
-        raise ValueError(f"batch size {global_batch} is not divisible by the "
-                         f"{num_replicas} replicas")
-    per_replica = global_batch // num_replicas
+    by_replica = input_pipeline.split_by_replica(strategy, index_matrix)
+    per_replica = by_replica.shape[2]
     max_width = features["input_mask"].shape[1]
-    by_replica = index_matrix.reshape(len(index_matrix), num_replicas, per_replica)
     label_array = (np.asarray(labels) if labels is not None
                    else np.zeros(len(features["input_mask"]), np.int64))
     label_spec = tf.TensorSpec((per_replica,) + label_array.shape[1:],
@@ -113,9 +109,7 @@ def make_packed_dataset(strategy, features, labels, index_matrix, pad_multiple=8
         label_spec, tf.TensorSpec((per_replica,), tf.float32))
 
     def dataset_fn(input_context):
-        local_count = num_replicas // input_context.num_input_pipelines
-        first = input_context.input_pipeline_id * local_count
-        local = by_replica[:, first:first + local_count].reshape(-1, per_replica)
+        local, _ = input_pipeline.local_rows(by_replica, input_context)
 
         def generate():
             for row in local:
@@ -123,11 +117,8 @@ def make_packed_dataset(strategy, features, labels, index_matrix, pad_multiple=8
                 yield (pack_examples(features, row, max_width, pad_multiple),
                        label_array[safe], (row >= 0).astype(np.float32))
 
-        ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        options.deterministic = True
-        return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+        return input_pipeline.finish(
+            tf.data.Dataset.from_generator(generate, output_signature=signature))
 
     return strategy.distribute_datasets_from_function(dataset_fn)
 
