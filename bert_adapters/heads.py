@@ -18,6 +18,11 @@ CLASSIFICATION = "classification"
 SPAN = "span"
 KINDS = (CLASSIFICATION, SPAN)
 
+# The span logit of a position that is not one of a window's tokens (padding,
+# or past a packed window): exp() of it is 0 in float32, so softmaxes and the
+# best-span search see the window's own tokens only.
+MASKED_LOGIT = -1e9
+
 
 def _inputs():
     return {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in INPUT_NAMES}

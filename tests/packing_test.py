@@ -1,6 +1,8 @@
 """Sequence packing: the layout, and the same per-example logits, loss and gradients as unpacked."""
 
 import dataclasses
+import json
+import os
 
 import numpy as np
 import pytest
@@ -8,10 +10,13 @@ import tensorflow as tf
 
 from bert_adapters import heads, tuning
 from bert_adapters.bert_encoder import BertEncoder
-from bert_adapters.packed_classifier import PackedClassifier, packed_attention_bias
+from bert_adapters.heads import MASKED_LOGIT
+from bert_adapters.packed_classifier import PackedClassifier, PackedSpanModel, packed_attention_bias
 from bert_adapters.training import packing, trainer
 from bert_adapters.tasks.classification import ClassifierConfig
+from bert_adapters.tasks.squad import SquadConfig
 from conftest import tiny_config
+from squad_run_test import _tiny_squad
 from tiny_runs import write_tiny_encoder, write_tiny_rte
 
 MAX_LEN = 16
@@ -104,6 +109,88 @@ def test_same_logits_loss_and_gradients_as_unpacked(models):
                                    atol=1e-5, err_msg=v.path)
 
 
+@pytest.fixture(scope="module")
+def span_models():
+    encoder = BertEncoder(tiny_config(max_sequence_length=MAX_LEN), adapter_size=4,
+                          adapter_init_scale=0.1)
+    tuning.apply_tuning(encoder, "adapters")
+    kind = SquadConfig().task_kind()
+    model = kind.build_model(encoder)
+    # Logits of a few units (not BERT's ~0.02 at init): a window cut one column off shows.
+    head = model.get_layer("classifier")
+    head.kernel.assign(np.random.default_rng(5).normal(size=head.kernel.shape))
+    return model, PackedSpanModel(model, encoder), kind
+
+
+def _mask_padding(logits, mask):
+    """Unpacked span logits with every padding position set to MASKED_LOGIT."""
+    return tf.where(tf.cast(mask, tf.bool)[:, :, None], logits, MASKED_LOGIT)
+
+
+@pytest.mark.parametrize("lengths", [
+    [12, 3, 7, 16, 5, 2, 9, 4],   # Rows 16 | 12 4 | 9 7 | 5 3 2: 16 wide.
+    [6, 2, 8, 3, 1, 5],           # Rows 8 | 6 2 | 5 3 | 1: half the encoder's width.
+])
+def test_span_logits_loss_and_gradients_as_unpacked_with_padding_masked(span_models, lengths):
+    model, packed_model, kind = span_models
+    features = _features(lengths, seed=2)
+    rng = np.random.default_rng(3)
+    starts = np.array([rng.integers(0, n) for n in lengths])
+    labels = tf.constant(np.stack([starts, [rng.integers(s, n) for s, n in
+                                            zip(starts, lengths)]], axis=1), tf.int64)
+    unpacked_inputs = {k: tf.constant(v) for k, v in features.items()}
+    packed = packing.pack_examples(features, np.arange(len(lengths)), MAX_LEN)
+    width = packed["input_mask"].shape[1]
+    assert width == -(-max(lengths) // 8) * 8 and packed["input_mask"].shape[0] < len(lengths)
+    assert max(np.bincount(packed["cls_positions"][:, 0])) >= 2   # Rows of several windows.
+
+    def loss_and_grads(m, inputs, mask_padding):
+        with tf.GradientTape() as tape:
+            logits = m(inputs, training=True)   # dropout is 0 in tiny_config
+            if mask_padding:
+                logits = _mask_padding(logits, features["input_mask"])
+            losses = kind.loss(labels, logits)
+            loss = tf.reduce_sum(losses) / len(lengths)
+        return logits, losses, tape.gradient(loss, m.trainable_variables)
+
+    logits, losses, grads = loss_and_grads(model, unpacked_inputs, True)
+    packed_logits, packed_losses, packed_grads = loss_and_grads(
+        packed_model, {k: tf.constant(v) for k, v in packed.items()}, False)
+    assert packed_logits.dtype == tf.float32 and packed_logits.shape == (len(lengths), width, 2)
+    for e, n in enumerate(lengths):
+        # Each window's logits from column 0, as unpacked; MASKED_LOGIT past its tokens.
+        np.testing.assert_allclose(packed_logits[e, :n], logits[e, :n], atol=1e-5)
+        assert np.all(packed_logits.numpy()[e, n:] == MASKED_LOGIT)
+    np.testing.assert_allclose(packed_losses, losses, atol=1e-5)
+    assert [v.path for v in packed_model.trainable_variables] == [
+        v.path for v in model.trainable_variables]
+    for g, pg, v in zip(grads, packed_grads, model.trainable_variables):
+        np.testing.assert_allclose(tf.convert_to_tensor(pg), tf.convert_to_tensor(g),
+                                   atol=1e-5, err_msg=v.path)
+    # BERT's unpacked loss (padding positions in the softmax) is another loss.
+    _, bert_losses, _ = loss_and_grads(model, unpacked_inputs, False)
+    assert np.max(np.abs(bert_losses - losses)[np.array(lengths) < MAX_LEN]) > 1e-3
+
+
+def test_span_predictions_packed_equal_unpacked(span_models):
+    """`trainer._predict`: per-token outputs at full width, MASKED_LOGIT off the tokens."""
+    model, packed_model, _ = span_models
+    lengths = [12, 3, 7, 16, 5, 2, 9, 4, 11, 6, 1]
+    features = _features(lengths, seed=4)
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    # Batches of 4, in length order: widths 8, 16, 16 (and a -1 slot).
+    unpacked = trainer._predict(strategy, model, features, 4, False)
+    packed = trainer._predict(strategy, packed_model, features, 4, False)
+    assert unpacked.shape == packed.shape == (len(lengths), MAX_LEN, 2)
+    padding = features["input_mask"] == 0
+    assert np.all(unpacked[padding] == MASKED_LOGIT) and np.all(packed[padding] == MASKED_LOGIT)
+    np.testing.assert_allclose(packed, unpacked, atol=1e-5)
+    # Each row's real positions are its logits run alone (not its batch's).
+    for e in (1, 3):
+        alone = model({k: tf.constant(v[e:e + 1, :lengths[e]]) for k, v in features.items()})
+        np.testing.assert_allclose(unpacked[e, :lengths[e]], alone[0], atol=1e-5)
+
+
 def test_packed_dataset_gives_each_step_its_examples_in_order():
     lengths = [12, 3, 7, 16, 5, 2, 9, 4]
     features = _features(lengths)
@@ -122,6 +209,19 @@ def test_packed_dataset_gives_each_step_its_examples_in_order():
                 assert inputs["input_word_ids"][r, c] == features["input_word_ids"][example, 0]
 
 
+def test_every_replica_of_a_step_packs_rows_of_the_step_width():
+    """Span logits `[examples, width, 2]` of the replicas of a step must gather."""
+    features = _features([12, 3, 7, 16, 5, 2, 9, 4])
+    # Alone, replica 0 would pack 8-wide rows at both steps (lengths 3, 2 and 5, 4).
+    rows = np.array([[1, 5, 3, 0], [4, 7, 2, 6]])
+    cpus = tf.config.list_logical_devices("CPU")
+    strategy = tf.distribute.MirroredStrategy([d.name for d in cpus[:2]])
+    elements = list(iter(packing.make_packed_dataset(strategy, features, None, rows)))
+    for inputs, _, _ in elements:
+        masks = strategy.experimental_local_results(inputs["input_mask"])
+        assert [m.shape[1] for m in masks] == [16, 16]
+
+
 def test_packed_training_run(tmp_path):
     encoder = write_tiny_encoder(tmp_path / "encoder", max_sequence_length=32)
     data = write_tiny_rte(tmp_path / "RTE", num_train=24, num_dev=10)
@@ -137,8 +237,60 @@ def test_packed_training_run(tmp_path):
     assert unpacked["accuracy"] == results["accuracy"]
     assert unpacked["eval_loss"] == pytest.approx(results["eval_loss"], abs=1e-5)
 
-    class SpanKind:
-        name = heads.SPAN
 
-    with pytest.raises(ValueError, match="pack_sequences"):
-        packing.packed_train_model(SpanKind(), None, None)
+def _read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def test_packed_squad_run_trains_and_predicts_as_unpacked(tmp_path):
+    encoder = write_tiny_encoder(tmp_path / "encoder", max_sequence_length=64)
+    config = SquadConfig(
+        encoder=encoder, train_file=_tiny_squad(tmp_path / "train.json"),
+        predict_file=_tiny_squad(tmp_path / "dev.json", num_articles=1, seed=1),
+        adapter_size=4, adapter_init_scale=0.1, max_seq_length=32, doc_stride=8,
+        max_query_length=6, train_batch_size=4, eval_batch_size=8, learning_rate=1e-2,
+        num_train_epochs=1.0, do_train=True, do_predict=True, pack_sequences=True,
+        max_answer_length=4, save_checkpoints_steps=100)
+    out = str(tmp_path / "packed")
+    results = trainer.run(config, out)
+    assert results["global_step"] > 5 and 0 <= results["f1"] <= 100
+    record = _read_json(os.path.join(out, "run_config.json"))
+    assert record["settings"]["pack_sequences"]
+    assert results["global_step"] == record["train_windows"] // 4
+    predictions = _read_json(os.path.join(out, "predictions.json"))
+    nbest = _read_json(os.path.join(out, "nbest_predictions.json"))
+    assert len(predictions) == 8 and all(predictions.values())
+
+    # The same artifact predicted unpacked, and packed on two replicas: the same answers.
+    again = dataclasses.replace(config, do_train=False, task_dir=out, adapter_size=None)
+    cpus = tf.config.list_logical_devices("CPU")
+    for name, settings, strategy in (
+            ("unpacked", dict(pack_sequences=False), None),
+            ("packed_mirrored", {}, tf.distribute.MirroredStrategy([d.name for d in cpus[:2]]))):
+        other = trainer.run(dataclasses.replace(again, **settings), str(tmp_path / name),
+                            strategy=strategy)
+        assert _read_json(tmp_path / name / "predictions.json") == predictions, name
+        other_nbest = _read_json(tmp_path / name / "nbest_predictions.json")
+        assert ({q: [e["text"] for e in v] for q, v in other_nbest.items()}
+                == {q: [e["text"] for e in v] for q, v in nbest.items()}), name
+        for q, entries in nbest.items():
+            np.testing.assert_allclose([e["start_logit"] for e in other_nbest[q]],
+                                       [e["start_logit"] for e in entries], atol=1e-5)
+        assert other["f1"] == pytest.approx(results["f1"])
+
+
+def test_packed_model_of_each_kind_and_refusals(models, span_models):
+    class Kind:
+        def __init__(self, name):
+            self.name = name
+
+    assert isinstance(packing.packed_train_model(Kind(heads.CLASSIFICATION), models[0],
+                                                 None), PackedClassifier)
+    span = packing.packed_train_model(Kind(heads.SPAN), span_models[0], None)
+    assert isinstance(span, PackedSpanModel) and packing.is_packed(span)
+    assert not packing.is_packed(span_models[0])
+    with pytest.raises(ValueError, match="pack_sequences packs classification and span"):
+        packing.packed_train_model(Kind("tagging"), None, None)
+    with pytest.raises(ValueError, match="not on TPUs"):
+        packing.packed_train_model(Kind(heads.SPAN), span_models[0], None, static_shapes=True)
