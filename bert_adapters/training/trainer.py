@@ -613,9 +613,14 @@ class _OutputCache:
 def _predict(strategy, model, features, batch_size, static_shapes):
     """Float32 model outputs `[num_rows, ...]`, in row order.
 
-    Outputs with a sequence axis (span logits `[batch, seq, 2]`) are padded
-    with zeros back to the features' full width, so batches of different
-    widths line up.
+    Outputs with a sequence axis (span logits `[batch, seq, 2]`) are per
+    token: they come back at the features' full width, and every position
+    off a row's tokens (its batch's padding, the columns past its batch's
+    width, the positions past a packed window) is `packing.MASKED_LOGIT`, so
+    a row's outputs depend neither on its batch's width nor on packing.
+    (BERT's SQuAD search also ranks its padding positions' logits, which are
+    never answers but can push real positions out of the n-best lists; a
+    packed model never trained them.)
     """
     num_rows, width = features["input_mask"].shape
     # Batches of similar lengths pad little; TPUs pad everything to one shape anyway.
@@ -632,9 +637,13 @@ def _predict(strategy, model, features, batch_size, static_shapes):
         out = predict_step(iterator).numpy()
         if out.ndim >= 3 and out.shape[1] < width:
             pad = [(0, 0), (0, width - out.shape[1])] + [(0, 0)] * (out.ndim - 2)
-            out = np.pad(out, pad)
+            out = np.pad(out, pad, constant_values=packing.MASKED_LOGIT)
         outputs.append(out)
-    return input_pipeline.scatter_outputs(rows, np.concatenate(outputs))
+    outputs = input_pipeline.scatter_outputs(rows, np.concatenate(outputs))
+    if outputs.ndim >= 3:
+        tokens = features["input_mask"].reshape((num_rows, width) + (1,) * (outputs.ndim - 2))
+        outputs = np.where(tokens > 0, outputs, np.float32(packing.MASKED_LOGIT))
+    return outputs
 
 
 def _predict_step(strategy, model):
