@@ -26,6 +26,7 @@ from bert_adapters.bank.banked_model import BankedModel
 from bert_adapters.bert_encoder import INPUT_NAMES, BertEncoder
 from bert_adapters.data.squad import SquadExample
 from bert_adapters.fingerprint import base_fingerprint
+from bert_adapters.heads import MASKED_LOGIT
 from bert_adapters.tasks.squad_features import convert_examples
 from bert_adapters.tasks.squad_postprocess import postprocess
 from bert_adapters.tokenization import BertTokenizer
@@ -307,8 +308,6 @@ class TaskBank:
             parts["classified"] = {name: v.numpy() for name, v in encoded.items()}
             width = max(width, int(parts["classified"]["input_mask"].sum(axis=1).max()))
         for r in windowed:
-            # Whole windows: the best-span search ranks every position of a
-            # window, padding included, as the task's own run does.
             width = max(width, spans[rows[r][1]]["task"].max_seq_length)
         inputs = {name: np.zeros((len(rows), width), np.int32) for name in INPUT_NAMES}
         for name in INPUT_NAMES:
@@ -335,8 +334,11 @@ class TaskBank:
             _, key, window = rows[r]
             span = spans[key]
             length = span["task"].max_seq_length
-            span["start"][window] = span_logits[r, :length, 0]
-            span["end"][window] = span_logits[r, :length, 1]
+            # The best-span search ranks a window's own tokens only (padding
+            # masked), as the task's own run does (`trainer._predict`).
+            tokens = span["features"].input_mask[window] > 0
+            span["start"][window] = np.where(tokens, span_logits[r, :length, 0], MASKED_LOGIT)
+            span["end"][window] = np.where(tokens, span_logits[r, :length, 1], MASKED_LOGIT)
 
     # === Export ===
     def export(self, output_dir, *, overwrite=False):
