@@ -75,8 +75,10 @@ def define_common_flags(max_seq_length=128):
     flags.DEFINE_integer("max_train_steps", None, "Cap on training steps (smoke tests).")
     flags.DEFINE_bool("group_by_length", False, "Batch examples of similar length (less "
                       "padding; each epoch still sees every example once).")
-    flags.DEFINE_bool("pack_sequences", False, "Pack several short examples into each row "
-                      "(block-diagonal attention; same loss per example; classification).")
+    flags.DEFINE_bool("pack_sequences", False, "Pack several short examples (sentences, SQuAD "
+                      "windows) into each row (block-diagonal attention; same loss per "
+                      "example, except that a packed SQuAD window's softmax covers its own "
+                      "tokens, not BERT's padding positions; not on TPUs).")
     flags.DEFINE_integer("save_checkpoints_steps", 500, "Checkpoint every N steps (resume).")
     flags.DEFINE_integer("iterations_per_loop", 1, "Training steps run inside one compiled "
                          "call (BERT's TPU loop; fewer round trips on every device).")
