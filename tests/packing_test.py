@@ -80,6 +80,30 @@ def models():
     return model, PackedClassifier(model, encoder)
 
 
+def _loss_and_grads(model, inputs, loss_fn, mask=None):
+    """Outputs, per-example losses and the gradients of their batch mean.
+
+    `mask`: set unpacked span logits at padding to MASKED_LOGIT first.
+    """
+    with tf.GradientTape() as tape:
+        outputs = model(inputs, training=True)   # dropout is 0 in tiny_config
+        if mask is not None:
+            outputs = tf.where(tf.cast(mask, tf.bool)[:, :, None], outputs, MASKED_LOGIT)
+        losses = loss_fn(outputs)
+        loss = tf.reduce_sum(losses) / losses.shape[0]
+    return outputs, losses, tape.gradient(loss, model.trainable_variables)
+
+
+def _assert_same_losses_and_gradients(model, packed_model, unpacked, packed):
+    """`unpacked`, `packed`: `_loss_and_grads` of `model` and of `packed_model`."""
+    np.testing.assert_allclose(packed[1], unpacked[1], atol=1e-5)
+    assert [v.path for v in packed_model.trainable_variables] == [
+        v.path for v in model.trainable_variables]
+    for g, pg, v in zip(unpacked[2], packed[2], model.trainable_variables):
+        np.testing.assert_allclose(tf.convert_to_tensor(pg), tf.convert_to_tensor(g),
+                                   atol=1e-5, err_msg=v.path)
+
+
 def test_same_logits_loss_and_gradients_as_unpacked(models):
     model, packed_model = models
     lengths = [12, 3, 7, 16, 5, 2, 9, 4]
@@ -91,22 +115,13 @@ def test_same_logits_loss_and_gradients_as_unpacked(models):
         features, np.arange(len(lengths)), MAX_LEN).items()}
     assert packed_inputs["input_mask"].shape[0] < len(lengths)
 
-    def loss_and_grads(m, inputs):
-        with tf.GradientTape() as tape:
-            logits = m(inputs, training=True)   # dropout is 0 in tiny_config
-            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
-            loss = tf.reduce_sum(losses) / len(lengths)
-        return logits, losses, tape.gradient(loss, m.trainable_variables)
+    def loss_fn(logits):
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
 
-    logits, losses, grads = loss_and_grads(model, unpacked_inputs)
-    packed_logits, packed_losses, packed_grads = loss_and_grads(packed_model, packed_inputs)
-    np.testing.assert_allclose(packed_logits, logits, atol=1e-5)
-    np.testing.assert_allclose(packed_losses, losses, atol=1e-5)
-    assert [v.path for v in packed_model.trainable_variables] == [
-        v.path for v in model.trainable_variables]
-    for g, pg, v in zip(grads, packed_grads, model.trainable_variables):
-        np.testing.assert_allclose(tf.convert_to_tensor(pg), tf.convert_to_tensor(g),
-                                   atol=1e-5, err_msg=v.path)
+    unpacked = _loss_and_grads(model, unpacked_inputs, loss_fn)
+    packed = _loss_and_grads(packed_model, packed_inputs, loss_fn)
+    np.testing.assert_allclose(packed[0], unpacked[0], atol=1e-5)
+    _assert_same_losses_and_gradients(model, packed_model, unpacked, packed)
 
 
 @pytest.fixture(scope="module")
@@ -120,11 +135,6 @@ def span_models():
     head = model.get_layer("classifier")
     head.kernel.assign(np.random.default_rng(5).normal(size=head.kernel.shape))
     return model, PackedSpanModel(model, encoder), kind
-
-
-def _mask_padding(logits, mask):
-    """Unpacked span logits with every padding position set to MASKED_LOGIT."""
-    return tf.where(tf.cast(mask, tf.bool)[:, :, None], logits, MASKED_LOGIT)
 
 
 @pytest.mark.parametrize("lengths", [
@@ -144,32 +154,22 @@ def test_span_logits_loss_and_gradients_as_unpacked_with_padding_masked(span_mod
     assert width == -(-max(lengths) // 8) * 8 and packed["input_mask"].shape[0] < len(lengths)
     assert max(np.bincount(packed["cls_positions"][:, 0])) >= 2   # Rows of several windows.
 
-    def loss_and_grads(m, inputs, mask_padding):
-        with tf.GradientTape() as tape:
-            logits = m(inputs, training=True)   # dropout is 0 in tiny_config
-            if mask_padding:
-                logits = _mask_padding(logits, features["input_mask"])
-            losses = kind.loss(labels, logits)
-            loss = tf.reduce_sum(losses) / len(lengths)
-        return logits, losses, tape.gradient(loss, m.trainable_variables)
+    def loss_fn(logits):
+        return kind.loss(labels, logits)
 
-    logits, losses, grads = loss_and_grads(model, unpacked_inputs, True)
-    packed_logits, packed_losses, packed_grads = loss_and_grads(
-        packed_model, {k: tf.constant(v) for k, v in packed.items()}, False)
+    unpacked = _loss_and_grads(model, unpacked_inputs, loss_fn, features["input_mask"])
+    packed_outputs = _loss_and_grads(
+        packed_model, {k: tf.constant(v) for k, v in packed.items()}, loss_fn)
+    logits, packed_logits = unpacked[0], packed_outputs[0]
     assert packed_logits.dtype == tf.float32 and packed_logits.shape == (len(lengths), width, 2)
     for e, n in enumerate(lengths):
         # Each window's logits from column 0, as unpacked; MASKED_LOGIT past its tokens.
         np.testing.assert_allclose(packed_logits[e, :n], logits[e, :n], atol=1e-5)
         assert np.all(packed_logits.numpy()[e, n:] == MASKED_LOGIT)
-    np.testing.assert_allclose(packed_losses, losses, atol=1e-5)
-    assert [v.path for v in packed_model.trainable_variables] == [
-        v.path for v in model.trainable_variables]
-    for g, pg, v in zip(grads, packed_grads, model.trainable_variables):
-        np.testing.assert_allclose(tf.convert_to_tensor(pg), tf.convert_to_tensor(g),
-                                   atol=1e-5, err_msg=v.path)
+    _assert_same_losses_and_gradients(model, packed_model, unpacked, packed_outputs)
     # BERT's unpacked loss (padding positions in the softmax) is another loss.
-    _, bert_losses, _ = loss_and_grads(model, unpacked_inputs, False)
-    assert np.max(np.abs(bert_losses - losses)[np.array(lengths) < MAX_LEN]) > 1e-3
+    bert_losses = _loss_and_grads(model, unpacked_inputs, loss_fn)[1]
+    assert np.max(np.abs(bert_losses - unpacked[1])[np.array(lengths) < MAX_LEN]) > 1e-3
 
 
 def test_span_predictions_packed_equal_unpacked(span_models):
