@@ -63,8 +63,12 @@ def _group(op_type):
     return "other (gather, control flow, framework)"
 
 
-def op_times(logdir):
-    """{op type: (total microseconds, count)} of the kernels in the trace under `logdir`."""
+def op_times(logdir, names_of=None):
+    """{op type: (total microseconds, count)} of the kernels in the trace under `logdir`.
+
+    With `names_of` (an op type), also {op name with digits dropped: [us, count]}
+    of that type's kernels, to see which layers' ops they are.
+    """
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     paths = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
@@ -72,6 +76,7 @@ def op_times(logdir):
     with open(paths[0], "rb") as f:
         space.ParseFromString(f.read())
     totals = collections.defaultdict(lambda: [0.0, 0])
+    by_name = collections.defaultdict(lambda: [0.0, 0])
     for plane in space.planes:
         if not plane.name.startswith("/host:CPU"):
             continue
@@ -87,7 +92,11 @@ def op_times(logdir):
                     continue
                 totals[op_type][0] += event.duration_ps / 1e6
                 totals[op_type][1] += 1
-    return totals
+                if op_type == names_of:
+                    key = "".join(c for c in name.rsplit(":", 1)[0] if not c.isdigit())
+                    by_name[key][0] += event.duration_ps / 1e6
+                    by_name[key][1] += 1
+    return (totals, by_name) if names_of else totals
 
 
 def main():
@@ -96,6 +105,8 @@ def main():
     parser.add_argument("--tuning", choices=["adapters", "full"], default="adapters")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--names_of", default=None,
+                        help="An op type (e.g. Mul): also list its kernels by op name.")
     args = parser.parse_args()
 
     import bert_adapters  # noqa: F401  (first: it sets TensorFlow's CPU options)
@@ -138,7 +149,7 @@ def main():
     for _ in range(args.steps):
         float(train_step(iterator))
     tf.profiler.experimental.stop()
-    totals = op_times(logdir)
+    totals, by_name = op_times(logdir, args.names_of or "-")
     kernel = sum(t for t, _ in totals.values())
     step = statistics.median(times)
     print(f"\n{args.tuning} {args.precision}, batch 32 x 128: step {step:.3f} s untraced; "
@@ -154,6 +165,11 @@ def main():
     for op_type, (t, n) in sorted(totals.items(), key=lambda kv: -kv[1][0])[:args.top]:
         print(f"| {op_type} | {n / args.steps:.0f} | {t / 1e3 / args.steps:.1f} | "
               f"{t / kernel:.1%} |")
+    if args.names_of:
+        print(f"\n| {args.names_of} kernels by op name (digits dropped) | per step | ms per step |"
+              f"\n|---|---|---|")
+        for key, (t, n) in sorted(by_name.items(), key=lambda kv: -kv[1][0])[:args.top]:
+            print(f"| {key} | {n / args.steps:.0f} | {t / 1e3 / args.steps:.1f} |")
     present = lambda *names: sum(totals[n][1] for n in names if n in totals) // args.steps  # noqa
     print("\nFusions per step: dense+bias(+activation) "
           f"{present('_MklFusedMatMul', '_FusedMatMul', '_MklNativeFusedMatMul')}, "

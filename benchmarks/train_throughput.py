@@ -14,6 +14,8 @@ the embedded MiniLM-L6 encoder, batch 32:
     ("fixed", the reference library's usual padding), to each batch's longest
     ("dynamic"), batched by similar length ("grouped"), or packed several
     per row ("packed", `--pack_sequences`).
+`--options=default,fast_dropout` also runs each of our settings with
+`--fast_dropout`'s 16-bit dropout masks (rows "adapters+fast_dropout").
 Settings run in alternating order, one run each per round, the order
 reversed every other round (A B, B A, A B, ...: `--rounds` rounds); every
 figure is the median over rounds of each run's median step time. Each run
@@ -99,14 +101,14 @@ def load_features(data, batch_size, total):
     return features, np.asarray(examples.labels)
 
 
-def worker(tuning, precision, padding, data, steps, warmup, batch_size):
+def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="default"):
     sys.path.insert(0, REPO)
     import bert_adapters  # noqa: F401  (first: it sets TensorFlow's CPU options)
     import keras
     import numpy as np
     import tensorflow as tf
 
-    from bert_adapters import checkpoints, tuning as tuning_lib
+    from bert_adapters import checkpoints, dropout, tuning as tuning_lib
     from bert_adapters.heads import build_classifier_model
     from bert_adapters.training import input_pipeline, packing, trainer
     from bert_adapters.training.optimization import create_optimizer
@@ -125,6 +127,7 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size):
             "minilm_l6", adapter_size=ADAPTER if tuning == "adapters" else None)
         tuning_lib.apply_tuning(encoder, tuning)
         model = build_classifier_model(encoder, 2)
+        dropout.use_fast_masks(model, option == "fast_dropout")
         optimizer = create_optimizer("bert_adam", 1e-4, total, gradients_reduced_by_caller=True)
         optimizer.build(model.trainable_variables)
         global_step = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -156,6 +159,7 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size):
     # The matmul rate after training, in the same process and precision.
     rate = matmul_gflops(precision)
     return {"tuning": tuning, "precision": precision, "padding": padding, "data": data,
+            "option": option,
             "step_seconds": step, "examples_per_second": batch_size / step,
             "padded_tokens_per_step": float(np.mean([r * w for r, w in timed])),
             "real_tokens_per_step": float(np.mean([lengths[r].sum() for r in rows[warmup:]])),
@@ -219,6 +223,9 @@ def main():
     parser.add_argument("--paddings", default=None,
                         help="fixed,dynamic,grouped,packed (default: fixed for synthetic128, "
                              "fixed,grouped,packed for a task)")
+    parser.add_argument("--options", default="default",
+                        help="default,fast_dropout: also run each of our settings with "
+                             "--fast_dropout's masks")
     parser.add_argument("--output", default=None, help="Also write the results as JSON here.")
     parser.add_argument("--reference_python", default=None,
                         help="A Python with torch + adapters: also run "
@@ -226,9 +233,9 @@ def main():
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        tuning, precision, padding = args.worker.split(":")
+        tuning, precision, padding, *option = args.worker.split(":")
         print("RESULT " + json.dumps(worker(tuning, precision, padding, args.data, args.steps,
-                                            args.warmup, args.batch_size)))
+                                            args.warmup, args.batch_size, *option)))
         return
     paddings = (args.paddings or ("fixed" if args.data == "synthetic128"
                                   else "fixed,grouped,packed")).split(",")
@@ -236,10 +243,14 @@ def main():
     for precision in args.precisions.split(","):
         for padding in paddings:
             for tuning in args.tunings.split(","):
-                commands[(tuning, precision, padding)] = [
-                    sys.executable, os.path.abspath(__file__), f"--data={args.data}",
-                    f"--steps={args.steps}", f"--warmup={args.warmup}",
-                    f"--batch_size={args.batch_size}", f"--worker={tuning}:{precision}:{padding}"]
+                for option in args.options.split(","):
+                    key = (tuning if option == "default" else f"{tuning}+{option}",
+                           precision, padding)
+                    commands[key] = [
+                        sys.executable, os.path.abspath(__file__), f"--data={args.data}",
+                        f"--steps={args.steps}", f"--warmup={args.warmup}",
+                        f"--batch_size={args.batch_size}",
+                        f"--worker={tuning}:{precision}:{padding}:{option}"]
         if args.reference_python:
             script = os.path.join(REPO, "benchmarks", "reference_adapters_torch.py")
             commands[("reference", precision, "fixed")] = [
@@ -265,7 +276,9 @@ def main():
           "peak RSS GB | load avg |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (tuning, precision, padding), s in summary.items():
-        full = summary.get(("full", precision, padding))
+        suffix = tuning[tuning.index("+"):] if "+" in tuning else ""
+        full = summary.get(("full" + suffix, precision, padding)) or summary.get(
+            ("full", precision, padding))
         ref = summary.get(("reference", precision, "fixed"))
         ours = tuning != "reference"
         print(f"| {'ours' if ours else s['system']} | {tuning if ours else 'adapters'} | "

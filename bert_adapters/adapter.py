@@ -1,8 +1,10 @@
 """The bottleneck adapter module of Houlsby et al. (2019), section 2.1."""
 
 import keras
+from keras import ops
 
 from bert_adapters import activations
+from bert_adapters.dense import TokenDense
 
 
 def adapter_residual(inputs, down, up, activation_fn):
@@ -67,16 +69,27 @@ class Adapter(keras.layers.Layer):
         # input's; keras-hub's TransformerEncoder does the same.
         hidden_dim = input_shape[-1]
         initializer = keras.initializers.TruncatedNormal(stddev=self.adapter_init_scale)
-        self.down = keras.layers.Dense(
+        self.down = TokenDense(
             self.adapter_size, kernel_initializer=initializer, dtype=self.dtype_policy, name="down")
         self.down.build(input_shape)
-        self.up = keras.layers.Dense(
+        self.up = TokenDense(
             hidden_dim, kernel_initializer=initializer, dtype=self.dtype_policy, name="up")
         self.up.build(tuple(input_shape[:-1]) + (self.adapter_size,))
         self.built = True
 
-    def call(self, inputs):
-        return adapter_residual(inputs, self.down, self.up, self._activation_fn)
+    def call(self, inputs, gate=None):
+        """`gate`: None, or a scalar (1.0: the adapter, 0.0: the identity).
+
+        The gate scales the bottleneck activations and the up-projection's
+        bias (m + d numbers, not the d-wide output): with 1.0 the products
+        are exactly the ungated ones, with 0.0 the adapter adds exact zeros.
+        """
+        up = self.up
+        if gate is not None:
+            gate = ops.cast(gate, self.compute_dtype)
+            bias = None if self.up.bias is None else self.up.bias * gate
+            up = lambda h: self.up.project(h * gate, bias)  # noqa: E731
+        return adapter_residual(inputs, self.down, up, self._activation_fn)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from bert_adapters.dropout import Dropout
+
 
 @keras.saving.register_keras_serializable(package="bert_adapters")
 class BertEmbeddings(keras.layers.Layer):
@@ -51,7 +53,7 @@ class BertEmbeddings(keras.layers.Layer):
             name="type_embeddings")
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=policy, name="layer_norm")
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=policy, name="dropout")
+        self.dropout_layer = Dropout(dropout, dtype=policy, name="dropout")
 
     def build(self, input_shape):
         self.word_embeddings.build(input_shape)

@@ -79,6 +79,9 @@ def define_common_flags(max_seq_length=128):
                       "windows) into each row (block-diagonal attention; same loss per "
                       "example, except that a packed SQuAD window's softmax covers its own "
                       "tokens, not BERT's padding positions; not on TPUs).")
+    flags.DEFINE_bool("fast_dropout", False, "Dropout masks from 16 random bits per element: "
+                      "half the random-number work of a training step's masks; the rate is "
+                      "rounded to a multiple of 2^-16 and the masks differ from the default's.")
     flags.DEFINE_integer("save_checkpoints_steps", 500, "Checkpoint every N steps (resume).")
     flags.DEFINE_integer("iterations_per_loop", 1, "Training steps run inside one compiled "
                          "call (BERT's TPU loop; fewer round trips on every device).")

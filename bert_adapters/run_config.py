@@ -50,6 +50,9 @@ class RunConfig:
     # restarting per example, each example's own [CLS]): the same examples
     # and loss per step with fewer padded tokens. Classification only.
     pack_sequences: bool = False
+    # Dropout masks from 16 random bits per element (half the random-number
+    # work; rate rounded to a multiple of 2^-16): `bert_adapters/dropout.py`.
+    fast_dropout: bool = False
     # --- what to do ---
     do_train: bool = False
     do_eval: bool = False
@@ -76,7 +79,7 @@ class RunConfig:
         "encoder", "init_checkpoint", "bert_config_file", "tuning", "num_tuned_layers",
         "adapter_size", "adapter_init_scale", "max_seq_length", "train_batch_size",
         "learning_rate", "num_train_epochs", "warmup_proportion", "optimizer", "weight_decay",
-        "seed", "max_train_steps", "group_by_length", "mixed_precision")
+        "seed", "max_train_steps", "group_by_length", "mixed_precision", "fast_dropout")
     # Fields holding tuples (JSON gives lists).
     TUPLE_FIELDS: ClassVar[Tuple[str, ...]] = ()
 

@@ -5,6 +5,9 @@ import math
 import keras
 from keras import ops
 
+from bert_adapters.dense import TokenDense
+from bert_adapters.dropout import Dropout
+
 
 @keras.saving.register_keras_serializable(package="bert_adapters")
 class SelfAttention(keras.layers.Layer):
@@ -48,7 +51,7 @@ class SelfAttention(keras.layers.Layer):
             # A fresh initializer per kernel, so that no two kernels share values.
             initializer = keras.initializers.deserialize(
                 keras.initializers.serialize(self.kernel_initializer))
-            layer = keras.layers.Dense(
+            layer = TokenDense(
                 hidden_dim, kernel_initializer=initializer,
                 dtype=self.dtype_policy, name=name)
             layer.build(input_shape)
@@ -58,7 +61,7 @@ class SelfAttention(keras.layers.Layer):
         self.key = dense("key")
         self.value = dense("value")
         self.output_dense = dense("output")
-        self.dropout = keras.layers.Dropout(
+        self.dropout = Dropout(
             self.attention_dropout, dtype=self.dtype_policy, name="attention_probs_dropout")
         self.built = True
 
