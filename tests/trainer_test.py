@@ -338,3 +338,20 @@ def test_jit_compile_matches_the_graph_run(tiny, tmp_path):
                         jit_compile=True), str(tmp_path / "xla"))
     _assert_same_weights(_weights(tmp_path / "graph"), _weights(tmp_path / "xla"),
                          rtol=1e-3, atol=1e-5)
+
+
+def test_fast_dropout_is_reproducible_and_differs_from_the_default_masks(tiny, tmp_path):
+    # 6 steps with dropout on: fast masks train reproducibly from the seed,
+    # and differently from Keras' masks (so the option reaches the layers).
+    fast = _config(tiny, fast_dropout=True)
+    trainer.run(fast, str(tmp_path / "fast_a"))
+    trainer.run(fast, str(tmp_path / "fast_b"))
+    trainer.run(_config(tiny), str(tmp_path / "default"))
+    a, b = _weights(tmp_path / "fast_a"), _weights(tmp_path / "fast_b")
+    _assert_same_weights(a, b, rtol=0, atol=0)
+    assert not np.allclose(a["head/kernel"], _weights(tmp_path / "default")["head/kernel"])
+    with open(tmp_path / "fast_a" / "run_config.json") as f:
+        assert json.load(f)["settings"]["fast_dropout"] is True
+    # Resuming with the other masks is refused like any changed training setting.
+    with pytest.raises(ValueError, match="fast_dropout"):
+        trainer.run(_config(tiny, fast_dropout=False), str(tmp_path / "fast_a"))

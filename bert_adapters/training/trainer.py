@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from bert_adapters import artifact, checkpoints, io_utils, tuning
+from bert_adapters import artifact, checkpoints, dropout, io_utils, tuning
 from bert_adapters.fingerprint import base_fingerprint
 from bert_adapters.tokenization import BertTokenizer
 from bert_adapters.training import distribution, input_pipeline, packing, trial_cache
@@ -130,6 +130,7 @@ def _run(config, output_dir, write_dir, step_callback, strategy):
                 f"{encoder.config.max_sequence_length} position embeddings")
         tuning.apply_tuning(encoder, config.tuning, config.num_tuned_layers)
         model = kind.build_model(encoder)
+        dropout.use_fast_masks(model, config.fast_dropout)
         if config.task_dir:
             artifact.load_artifact_weights(model, encoder, config.task_dir)
         # In a sweep: an earlier trial's model of the same shape, holding
@@ -226,7 +227,7 @@ _AGREED_FIELDS = (
     "eval_batch_size", "learning_rate", "num_train_epochs", "warmup_proportion", "optimizer",
     "weight_decay", "seed", "max_train_steps", "group_by_length", "do_train", "do_eval",
     "do_predict", "mixed_precision", "jit_compile", "iterations_per_loop",
-    "save_checkpoints_steps")
+    "save_checkpoints_steps", "fast_dropout")
 
 
 def _inputs_digest(config, splits):
