@@ -108,6 +108,7 @@ def main():
             rows = order[i * args.batch_size:(i + 1) * args.batch_size]
             batches.append((encoded["input_ids"][rows], encoded["attention_mask"][rows],
                             encoded["token_type_ids"][rows], torch.tensor(labels)[rows]))
+    setup_rss = current_rss_gb()   # Model, optimiser and data ready; no step yet.
     times = []
     for i in range(total_steps):
         ids, mask, types, labels = batches[i]
@@ -132,7 +133,17 @@ def main():
         "padded_tokens_per_step": 128.0 * args.batch_size, "real_tokens_per_step": real_tokens,
         "torch_matmul_gflops": matmul_gflops(torch, args.precision),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "setup_rss_gb": setup_rss,
         "trained_params": sum(p.numel() for p in trained), "total_params": total}))
+
+
+def current_rss_gb():
+    """This process's resident memory now (Linux), in GiB; None elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) / 2**20
+    except (OSError, StopIteration):
+        return None
 
 
 def matmul_gflops(torch, precision, repeats=20):

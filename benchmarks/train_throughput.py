@@ -22,7 +22,9 @@ figure is the median over rounds of each run's median step time. Each run
 also times a TensorFlow matmul of the feed-forward shape (4096x384x1536) in
 its own precision, in the same process, and the step's matmul FLOPs are
 counted from the shapes it trained on: "matmul share" is the step's FLOP
-rate over that matmul rate. The machine's CPU, its AMX / AVX-512 BF16
+rate over that matmul rate. "RSS before step 1" is the process's resident
+memory with model, optimiser and data ready (the framework's own share of
+the peak: TensorFlow's import alone is about 0.6 GB, PyTorch's 0.3 GB). The machine's CPU, its AMX / AVX-512 BF16
 support and the load average are printed with the table.
 """
 
@@ -144,6 +146,7 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
         widths = (np.full(len(rows), 128) if padding == "fixed" else
                   input_pipeline.batch_widths(rows, lengths, 128))
         shapes = [(batch_size, int(w)) for w in widths]
+    setup_rss = current_rss_gb()   # Model, optimiser and data ready; no step yet.
     iterator = iter(dataset)
     train_step = trainer.make_train_step(strategy, train_model, optimizer, _cross_entropy,
                                          batch_size, global_step)
@@ -166,7 +169,17 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
             "step_gflop": flops / 1e9, "matmul_gflops": rate,
             "matmul_share": flops / step / 1e9 / rate,
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "setup_rss_gb": setup_rss,
             "trained_params": int(sum(np.prod(v.shape) for v in model.trainable_weights))}
+
+
+def current_rss_gb():
+    """This process's resident memory now (Linux), in GiB; None elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) / 2**20
+    except (OSError, StopIteration):
+        return None
 
 
 def _cross_entropy(labels, logits):
@@ -273,8 +286,8 @@ def main():
           f"steps\nCPU: {cpu_description()}\n")
     print("| system | tuning | precision | padding | tokens/step (real) | examples/s | "
           "x full FT | x reference | step GFLOP | matmul GFLOP/s | matmul share | "
-          "peak RSS GB | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "peak RSS GB | RSS before step 1 GB | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (tuning, precision, padding), s in summary.items():
         suffix = tuning[tuning.index("+"):] if "+" in tuning else ""
         full = summary.get(("full" + suffix, precision, padding)) or summary.get(
@@ -286,7 +299,8 @@ def main():
               f"({s['real_tokens_per_step']:.0f}) | {s['examples_per_second']:.1f} | "
               f"{_ratio(s, full)} | {_ratio(s, ref)} | {_num(s, 'step_gflop', '.0f')} | "
               f"{_num(s, 'matmul_gflops', '.0f')} | {_num(s, 'matmul_share', '.0%')} | "
-              f"{s['peak_rss_gb']:.2f} | {s['load_average']:.1f} |")
+              f"{s['peak_rss_gb']:.2f} | {_num(s, 'setup_rss_gb', '.2f')} | "
+              f"{s['load_average']:.1f} |")
     if args.output:
         with open(args.output, "w") as f:
             json.dump({"cpu": cpu_description(), "runs": {" ".join(k): v for k, v in runs.items()}},
@@ -296,7 +310,8 @@ def main():
 def summarise(results):
     """Medians over rounds; the highest load average seen."""
     out = dict(results[0])
-    for key in ("examples_per_second", "step_seconds", "peak_rss_gb", "padded_tokens_per_step",
+    for key in ("examples_per_second", "step_seconds", "peak_rss_gb", "setup_rss_gb",
+                "padded_tokens_per_step",
                 "real_tokens_per_step", "step_gflop", "matmul_gflops", "matmul_share"):
         values = [r[key] for r in results if r.get(key) is not None]
         out[key] = statistics.median(values) if values else None
