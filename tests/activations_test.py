@@ -1,0 +1,47 @@
+"""The GELUs: Keras' values bit for bit, gradients equal to the composite formula's."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy.special import erf
+
+from bert_adapters import activations
+
+
+def _grad(fn, x):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = fn(x)
+        total = tf.reduce_sum(y * tf.cast(tf.range(tf.size(x)) % 7, y.dtype))
+    return y, tape.gradient(total, x)
+
+
+@pytest.mark.parametrize("name,approximate", [("gelu", False), ("gelu_tanh", True)])
+# Gradients of size up to 6 (the weights); near the tails both forms round
+# differently (1 - tanh^2, 1 + tanh), so the tolerance is absolute too.
+@pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-4), ("bfloat16", 6e-2)])
+def test_values_and_gradients_match_the_composite(name, approximate, dtype, tolerance):
+    x = tf.cast(tf.linspace(-8.0, 8.0, 4001), dtype)
+    ours, ours_grad = _grad(activations.get(name), x)
+    theirs, theirs_grad = _grad(lambda v: keras.activations.gelu(v, approximate=approximate), x)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    np.testing.assert_allclose(tf.cast(ours_grad, "float64"), tf.cast(theirs_grad, "float64"),
+                               rtol=tolerance / 10, atol=tolerance)
+
+
+def test_exact_gradient_against_the_closed_form():
+    x = np.linspace(-6, 6, 1201)
+    _, grad = _grad(activations.get("gelu"), tf.constant(x, tf.float64))
+    weights = np.arange(x.size) % 7
+    cdf = 0.5 * (1 + erf(x / np.sqrt(2)))
+    pdf = np.exp(-x ** 2 / 2) / np.sqrt(2 * np.pi)
+    # (TensorFlow's float64 erfc is good to about 1e-7 relative.)
+    np.testing.assert_allclose(grad.numpy(), weights * (cdf + x * pdf), rtol=1e-6, atol=1e-7)
+
+
+def test_second_use_in_a_traced_function_and_unknown_name():
+    f = tf.function(lambda v: _grad(activations.get("gelu"), v)[1])
+    np.testing.assert_allclose(f(tf.constant([0.0, 1.0])).numpy()[0], 0.5 * 0, atol=1e-7)
+    with pytest.raises(ValueError, match="expected one of"):
+        activations.get("relu")
