@@ -15,7 +15,8 @@ the embedded MiniLM-L6 encoder, batch 32:
     ("dynamic"), batched by similar length ("grouped"), or packed several
     per row ("packed", `--pack_sequences`).
 `--options=default,fast_dropout` also runs each of our settings with
-`--fast_dropout`'s 16-bit dropout masks (rows "adapters+fast_dropout").
+`--fast_dropout`'s 16-bit dropout masks (rows "adapters+fast_dropout"), or
+`jit_compile` with the forward and backward pass compiled by XLA.
 Settings run in alternating order, one run each per round, the order
 reversed every other round (A B, B A, A B, ...: `--rounds` rounds); every
 figure is the median over rounds of each run's median step time. Each run
@@ -130,6 +131,7 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
         tuning_lib.apply_tuning(encoder, tuning)
         model = build_classifier_model(encoder, 2)
         dropout.use_fast_masks(model, option == "fast_dropout")
+        jit_compile = option == "jit_compile"
         optimizer = create_optimizer("bert_adam", 1e-4, total, gradients_reduced_by_caller=True)
         optimizer.build(model.trainable_variables)
         global_step = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -149,7 +151,7 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
     setup_rss = current_rss_gb()   # Model, optimiser and data ready; no step yet.
     iterator = iter(dataset)
     train_step = trainer.make_train_step(strategy, train_model, optimizer, _cross_entropy,
-                                         batch_size, global_step)
+                                         batch_size, global_step, jit_compile=jit_compile)
     times = []
     for i in range(total):
         started = time.perf_counter()
@@ -237,8 +239,8 @@ def main():
                         help="fixed,dynamic,grouped,packed (default: fixed for synthetic128, "
                              "fixed,grouped,packed for a task)")
     parser.add_argument("--options", default="default",
-                        help="default,fast_dropout: also run each of our settings with "
-                             "--fast_dropout's masks")
+                        help="default,fast_dropout,jit_compile: also run each of our "
+                             "settings with --fast_dropout's masks / XLA (--jit_compile)")
     parser.add_argument("--output", default=None, help="Also write the results as JSON here.")
     parser.add_argument("--reference_python", default=None,
                         help="A Python with torch + adapters: also run "
