@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from bert_adapters.dropout import Dropout
+from bert_adapters.layer_norm import LayerNorm
 
 
 @keras.saving.register_keras_serializable(package="bert_adapters")
@@ -51,7 +52,7 @@ class BertEmbeddings(keras.layers.Layer):
         self.type_embeddings = keras.layers.Embedding(
             type_vocab_size, hidden_dim, embeddings_initializer=init(), dtype=policy,
             name="type_embeddings")
-        self.layer_norm = keras.layers.LayerNormalization(
+        self.layer_norm = LayerNorm(
             epsilon=layer_norm_epsilon, dtype=policy, name="layer_norm")
         self.dropout_layer = Dropout(dropout, dtype=policy, name="dropout")
 

@@ -7,6 +7,7 @@ from bert_adapters import activations
 from bert_adapters.adapter import Adapter
 from bert_adapters.dense import TokenDense
 from bert_adapters.dropout import Dropout
+from bert_adapters.layer_norm import LayerNorm
 from bert_adapters.self_attention import SelfAttention
 
 
@@ -72,7 +73,7 @@ class TransformerLayer(keras.layers.Layer):
         self.attention.build(input_shape)
         self.attention_output_dropout = Dropout(
             self.dropout, dtype=policy, name="attention_output_dropout")
-        self.attention_layer_norm = keras.layers.LayerNormalization(
+        self.attention_layer_norm = LayerNorm(
             epsilon=self.layer_norm_epsilon, dtype=policy, name="attention_layer_norm")
         self.attention_layer_norm.build(input_shape)
         self.intermediate = TokenDense(
@@ -82,7 +83,7 @@ class TransformerLayer(keras.layers.Layer):
             hidden_dim, kernel_initializer=init(), dtype=policy, name="output")
         self.output_dense.build(tuple(input_shape[:-1]) + (self.intermediate_dim,))
         self.output_dropout = Dropout(self.dropout, dtype=policy, name="output_dropout")
-        self.output_layer_norm = keras.layers.LayerNormalization(
+        self.output_layer_norm = LayerNorm(
             epsilon=self.layer_norm_epsilon, dtype=policy, name="output_layer_norm")
         self.output_layer_norm.build(input_shape)
         self.attention_adapter = self.output_adapter = None
