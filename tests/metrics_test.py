@@ -62,3 +62,20 @@ def test_bad_inputs():
         compute_metrics("rte", [0, 1], [0, 2])
     with pytest.raises(ValueError, match="no examples"):
         compute_metrics("rte", [], [])
+
+
+def test_multiclass_mcc_and_degenerate_cases():
+    # Three classes, confusion [[2,1,0],[0,2,1],[1,0,3]]: n 10, correct 7,
+    # labels per class t = (3,3,4), predictions p = (3,3,4):
+    # (7*10 - t.p) / sqrt((100 - p.p)(100 - t.t)) = (70 - 34) / (100 - 34) = 36 / 66.
+    labels = [0, 0, 0, 1, 1, 1, 2, 2, 2, 2]
+    predictions = [0, 0, 1, 1, 1, 2, 0, 2, 2, 2]
+    assert compute_metrics("ax", labels, predictions)["matthews_corrcoef"] == pytest.approx(
+        36 / 66)
+    # A constant prediction has no correlation (0, not NaN); F1 without any
+    # positive prediction or label is 0.
+    assert compute_metrics("cola", [0, 1, 1, 0], [1, 1, 1, 1])["matthews_corrcoef"] == 0.0
+    assert compute_metrics("mrpc", [0, 0, 0], [0, 0, 0]) == {"f1": 0.0, "accuracy": 1.0}
+    # Macro F1 counts only classes present in labels or predictions.
+    task = make_custom_task(["a", "b", "c"], "text")
+    assert compute_metrics(task, [0, 0, 1], [0, 0, 1])["macro_f1"] == 1.0
