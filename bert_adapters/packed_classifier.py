@@ -13,6 +13,7 @@ from keras import ops
 
 from bert_adapters import heads
 
+
 def packed_attention_bias(example_ids):
     """`[rows, 1, width, width]` additive mask: 0 within an example, -1e9 elsewhere.
 
