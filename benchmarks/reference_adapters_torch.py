@@ -27,6 +27,9 @@ import statistics
 import sys
 import time
 
+# Its top level is the standard library only: importable from this Python too.
+from train_throughput import current_rss_gb
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.environ.get("BERT_ADAPTERS_DATA", os.path.join(REPO, "..", "shared", "data"))
 # GLUE TSV layout: (folder, first text column, second text column or None, label column).
@@ -136,14 +139,6 @@ def main():
         "setup_rss_gb": setup_rss,
         "trained_params": sum(p.numel() for p in trained), "total_params": total}))
 
-
-def current_rss_gb():
-    """This process's resident memory now (Linux), in GiB; None elsewhere."""
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) / 2**20
-    except (OSError, StopIteration):
-        return None
 
 
 def matmul_gflops(torch, precision, repeats=20):
