@@ -2,6 +2,7 @@
 
 import os
 
+import keras
 import numpy as np
 import pytest
 import safetensors.numpy
@@ -117,3 +118,22 @@ def test_assignable_schedule_gives_the_same_rates(warmup):
     assignable.assign(3e-4, 17, warmup)
     for step in range(20):
         assert float(assignable(step)) == float(plain(step)), step
+
+
+def test_kernel_cache_is_kept_through_seeding_and_clear_session(monkeypatch):
+    # A sweep's trials share traced steps: seeding a trial and clearing Keras'
+    # session must not drop their instantiated kernels (2-3 s each to redo).
+    import tensorflow as tf
+    from tensorflow.python import pywrap_tfe
+
+    tf.zeros(1).numpy()   # The eager context exists (else nothing is cleared at all).
+    cleared = []
+    monkeypatch.setattr(pywrap_tfe, "TFE_ContextClearCaches", lambda handle: cleared.append(1))
+    with trial_cache.kernel_cache_kept():
+        keras.utils.set_random_seed(3)
+        keras.backend.clear_session(free_memory=False)
+    assert cleared == []
+    with trial_cache.kernel_cache_kept(keep=False):
+        keras.utils.set_random_seed(3)
+    keras.backend.clear_session(free_memory=False)
+    assert len(cleared) == 2

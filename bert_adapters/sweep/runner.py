@@ -49,7 +49,6 @@ trials that were running).
 """
 
 import dataclasses
-import gc
 import json
 import math
 import os
@@ -291,8 +290,8 @@ class Sweep:
         resumed = io_utils.exists(io_utils.join(trial_dir, trainer.CHECKPOINT_DIR))
         logging.info("Trial %d/%d %s: %s", trial.index + 1, len(self.trials), name,
                      "resuming from its checkpoint" if resumed else "starting")
-        keras.backend.clear_session()
-        gc.collect()
+        with trial_cache.kernel_cache_kept():   # Keep the shared steps' kernels.
+            keras.backend.clear_session()         # (It collects garbage too.)
         callback = None
         if self.step_callback is not None:
             callback = lambda step: self.step_callback(name, step)  # noqa: E731

@@ -98,7 +98,8 @@ def _run(config, output_dir, write_dir, step_callback, strategy):
             raise RunError(f"--{field}={getattr(config, field)} does not split evenly over the "
                            f"{replicas} replicas (workers x devices) that each take an equal "
                            f"share of every batch")
-    keras.utils.set_random_seed(config.seed)
+    with trial_cache.kernel_cache_kept(trial_cache.current() is not None):
+        keras.utils.set_random_seed(config.seed)
 
     # === Data ===
     # What each worker reads on its own (settings, vocabulary, data files) is

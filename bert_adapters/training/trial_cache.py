@@ -57,6 +57,32 @@ MODEL_FIELDS = (
 _ACTIVE = threading.local()
 
 
+@contextlib.contextmanager
+def kernel_cache_kept(keep=True):
+    """Within it, TensorFlow keeps its cache of instantiated functions.
+
+    `tf.random.set_seed` (so `keras.utils.set_random_seed`) and
+    `keras.backend.clear_session` empty that cache, so the next call of a
+    traced step that trials share is instantiated and optimised by Grappler
+    again: 2-3 s per trial on MiniLM-L6 (benchmarks/sweep_overhead.py). The
+    cache only resets the state of stateful random kernels, which the shared
+    steps do not use (dropout draws from per-layer seed variables); the
+    trials' results stay bitwise those of separate runs
+    (tests/trial_cache_test.py). `keep=False`: no change.
+    """
+    if not keep:
+        yield
+        return
+    from tensorflow.python import pywrap_tfe  # pylint: disable=import-outside-toplevel
+
+    clear = pywrap_tfe.TFE_ContextClearCaches
+    pywrap_tfe.TFE_ContextClearCaches = lambda handle: None
+    try:
+        yield
+    finally:
+        pywrap_tfe.TFE_ContextClearCaches = clear
+
+
 def current():
     """The cache active in this thread, or None."""
     return getattr(_ACTIVE, "cache", None)
