@@ -37,7 +37,6 @@ import numpy as np
 import tensorflow as tf
 
 from bert_adapters.bert_encoder import INPUT_NAMES
-from bert_adapters.heads import MASKED_LOGIT  # noqa: F401  (for the trainer)
 from bert_adapters.packed_classifier import PACKED_MODELS, PackedTaskModel
 from bert_adapters.training import input_pipeline
 

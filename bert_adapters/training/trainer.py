@@ -31,6 +31,7 @@ from absl import logging
 
 from bert_adapters import artifact, checkpoints, dropout, io_utils, tuning
 from bert_adapters.fingerprint import base_fingerprint
+from bert_adapters.heads import MASKED_LOGIT
 from bert_adapters.tokenization import BertTokenizer
 from bert_adapters.training import distribution, input_pipeline, packing, trial_cache
 from bert_adapters.training.optimization import create_optimizer
@@ -618,7 +619,7 @@ def _predict(strategy, model, features, batch_size, static_shapes):
     Outputs with a sequence axis (span logits `[batch, seq, 2]`) are per
     token: they come back at the features' full width, and every position
     off a row's tokens (its batch's padding, the columns past its batch's
-    width, the positions past a packed window) is `packing.MASKED_LOGIT`, so
+    width, the positions past a packed window) is `heads.MASKED_LOGIT`, so
     a row's outputs depend neither on its batch's width nor on packing.
     (BERT's SQuAD search also ranks its padding positions' logits, which are
     never answers but can push real positions out of the n-best lists; a
@@ -639,12 +640,12 @@ def _predict(strategy, model, features, batch_size, static_shapes):
         out = predict_step(iterator).numpy()
         if out.ndim >= 3 and out.shape[1] < width:
             pad = [(0, 0), (0, width - out.shape[1])] + [(0, 0)] * (out.ndim - 2)
-            out = np.pad(out, pad, constant_values=packing.MASKED_LOGIT)
+            out = np.pad(out, pad, constant_values=MASKED_LOGIT)
         outputs.append(out)
     outputs = input_pipeline.scatter_outputs(rows, np.concatenate(outputs))
     if outputs.ndim >= 3:
         tokens = features["input_mask"].reshape((num_rows, width) + (1,) * (outputs.ndim - 2))
-        outputs = np.where(tokens > 0, outputs, np.float32(packing.MASKED_LOGIT))
+        outputs = np.where(tokens > 0, outputs, np.float32(MASKED_LOGIT))
     return outputs
 
 
