@@ -128,7 +128,7 @@ def make_dataset(strategy, features, labels, index_matrix, static_shapes=False, 
 
         return finish(ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
 
-    return strategy.distribute_datasets_from_function(dataset_fn)
+    return distribute(strategy, dataset_fn)
 
 
 def split_by_replica(strategy, index_matrix):
@@ -153,8 +153,51 @@ def local_rows(by_replica, input_context):
 
 
 def finish(ds):
-    """Deterministic, not auto-sharded (rows are already this worker's), prefetched."""
+    """Deterministic, not auto-sharded (rows are already this worker's), prefetched.
+
+    Without tf.data's autotuning (see `distribute`): a map with
+    `num_parallel_calls=AUTOTUNE` then runs on every core, and two batches
+    are kept ready, which is all a step on in-memory arrays needs.
+    """
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     options.deterministic = True
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    options.autotune.enabled = False
+    return ds.with_options(options).prefetch(PREFETCH_BATCHES)
+
+
+PREFETCH_BATCHES = 2
+
+
+def distribute(strategy, dataset_fn):
+    """`strategy.distribute_datasets_from_function`, with no autotuning thread.
+
+    An autotuned tf.data iterator runs a model thread that wakes at growing
+    intervals (up to a minute) and that the iterator's destructor waits for:
+    deleting an iterator used for a few seconds blocked the process,
+    idle, for 1.5-7 s (measured on TF 2.21; after every training run and
+    every evaluation, and in a sweep after each trial's). `finish` turns
+    autotuning off for our datasets; the per-device datasets that
+    tf.distribute builds on top (a generator and a prefetch of fixed size,
+    nothing to tune) get default options, so their autotuning is turned off
+    here too.
+    """
+    _device_datasets_untuned()
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _device_datasets_untuned():
+    """Wraps tf.distribute's per-device dataset builder (private) once, if present."""
+    from tensorflow.python.data.ops import multi_device_iterator_ops as ops_module  # pylint: disable=import-outside-toplevel
+
+    build = getattr(ops_module, "_create_device_dataset", None)
+    if build is None or getattr(build, "untuned", False):
+        return
+
+    def untuned(*args, **kwargs):
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return build(*args, **kwargs).with_options(options)
+
+    untuned.untuned = True
+    ops_module._create_device_dataset = untuned  # pylint: disable=protected-access

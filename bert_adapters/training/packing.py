@@ -141,7 +141,7 @@ def make_packed_dataset(strategy, features, labels, index_matrix, pad_multiple=8
         return input_pipeline.finish(
             tf.data.Dataset.from_generator(generate, output_signature=signature))
 
-    return strategy.distribute_datasets_from_function(dataset_fn)
+    return input_pipeline.distribute(strategy, dataset_fn)
 
 
 def packed_train_model(kind, model, encoder, static_shapes=False):
