@@ -30,6 +30,23 @@ def test_values_and_gradients_match_the_composite(name, approximate, dtype, tole
                                rtol=tolerance / 10, atol=tolerance)
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("traced", [False, True])
+def test_exact_form_equals_keras_bit_for_bit_on_every_16_bit_value(dtype, traced):
+    # Its erfc runs in float32 (faster than TensorFlow's 16-bit kernel): the
+    # same bits for all 65,536 inputs, eagerly and in a traced (Grappler) graph.
+    bits = tf.constant(np.arange(65536, dtype=np.uint16))
+    x = tf.bitcast(bits, tf.as_dtype(dtype))
+    ours, theirs = activations.gelu_exact, lambda v: keras.activations.gelu(v, approximate=False)
+    if traced:
+        ours, theirs = tf.function(ours), tf.function(theirs)
+    a = tf.bitcast(ours(x), tf.uint16).numpy()
+    b = tf.bitcast(theirs(x), tf.uint16).numpy()
+    nan = tf.math.is_nan(tf.cast(x, tf.float32)).numpy()  # NaN payloads may differ
+    assert (a != b)[~nan].sum() == 0
+    assert np.isnan(tf.cast(ours(x), tf.float32).numpy()[nan]).all()
+
+
 def test_exact_gradient_against_the_closed_form():
     x = np.linspace(-6, 6, 1201)
     _, grad = _grad(activations.get("gelu"), tf.constant(x, tf.float64))
