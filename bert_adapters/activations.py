@@ -7,18 +7,19 @@ TF1 BERT, TF Hub, Model Garden and keras-hub use the tanh approximation
 Both compute their forward values with Keras' (TensorFlow's) own formula,
 bit for bit (the exact form takes its 16-bit `erfc` through float32, which
 gives the same bits for every bfloat16 and float16 input and runs 3.4x
-faster: tests/activations_test.py checks all 65,536 of each), but carry a hand-written gradient that keeps only the input for
-the backward pass. Differentiating the composite formula op by op keeps
-three intermediates of the input's size as well (the erfc argument and
-output and 0.5 x; for the tanh form x^3 terms and the tanh): on BERT's
-feed-forward layer, `[tokens, 4 x hidden]` each, that is most of a training
-step's activation memory after attention (measured with
-benchmarks/train_throughput.py: the peak RSS column). The hand-written
-gradient recomputes what it needs from the input; it equals the composite's
-up to float rounding (tests/activations_test.py). The gradient is computed in
-float32 (float64 for float64 inputs): TensorFlow's bfloat16 `Erfc`, `Exp` and
-`Tanh` have no vectorised CPU kernels (a bf16 step spent 13% of its kernel time
-in them), and float32 is the more accurate anyway.
+faster: tests/activations_test.py checks all 65,536 of each), but carry a
+hand-written gradient that keeps only the input for the backward pass.
+Differentiating the composite formula op by op keeps three intermediates of
+the input's size as well (the erfc argument and output and 0.5 x; for the
+tanh form x^3 terms and the tanh): on BERT's feed-forward layer,
+`[tokens, 4 x hidden]` each, that is most of a training step's activation
+memory after attention (measured with benchmarks/train_throughput.py: the peak RSS
+column). The hand-written gradient recomputes what it needs from the input;
+it equals the composite's up to float rounding (tests/activations_test.py).
+The gradient is computed in float32 (float64 for float64 inputs):
+TensorFlow's bfloat16 `Erfc`, `Exp` and `Tanh` have no vectorised CPU
+kernels (a bf16 step spent 13% of its kernel time in them), and float32 is
+the more accurate anyway.
 """
 
 import math
