@@ -19,6 +19,7 @@ import argparse
 import collections
 import glob
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -28,9 +29,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 
+XLA_OP_TYPE = "XlaFusion"
+XLA_FUSION = re.compile(r"[a-z_0-9]+_fusion(\.[0-9]+)?")
 MATMUL_TYPES = ("MatMul", "BatchMatMul", "Einsum", "FusedMatMul", "Conv")
 GROUPS = (
     ("matmul", lambda t: any(m in t for m in MATMUL_TYPES)),
+    ("XLA-compiled loops (GELU gradients)", lambda t: t == XLA_OP_TYPE),
     ("cast", lambda t: t.endswith("Cast")),
     ("softmax", lambda t: "Softmax" in t),
     ("layer norm (fused)", lambda t: "LayerNorm" in t or "FusedBatchNorm" in t),
@@ -84,6 +88,9 @@ def op_times(logdir, names_of=None):
         for line in plane.lines:
             for event in line.events:
                 name = names.get(event.metadata_id, "")
+                if XLA_FUSION.fullmatch(name):
+                    # A loop XLA compiled (the GELU gradients), on each thread it ran.
+                    name = f"{name}:{XLA_OP_TYPE}"
                 # Kernel events are "op_name:OpType"; the rest are framework spans.
                 if ":" not in name or name.count(":") > 1 or " " in name:
                     continue

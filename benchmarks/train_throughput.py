@@ -23,7 +23,10 @@ figure is the median over rounds of each run's median step time. Each run
 also times a TensorFlow matmul of the feed-forward shape (4096x384x1536) in
 its own precision, in the same process, and the step's matmul FLOPs are
 counted from the shapes it trained on: "matmul share" is the step's FLOP
-rate over that matmul rate. "RSS before step 1" is the process's resident
+rate over that matmul rate. Before the timed steps each run trains one
+batch of every shape it will meet ("priming": XLA compiles the GELU
+gradients once per shape, which a real run pays once in its first epoch).
+"RSS before step 1" is the process's resident
 memory with model, optimiser and data ready (the framework's own share of
 the peak: TensorFlow's import alone is about 0.6 GB, PyTorch's 0.3 GB). The machine's CPU, its AMX / AVX-512 BF16
 support and the load average are printed with the table.
@@ -140,18 +143,29 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
         from bert_adapters.packed_classifier import PackedClassifier
 
         train_model = PackedClassifier(model, encoder)
-        dataset = packing.make_packed_dataset(strategy, features, labels, rows)
+        make = lambda r: packing.make_packed_dataset(strategy, features, labels, r)  # noqa: E731
         shapes = [packing.pack_examples(features, r, 128)["input_mask"].shape for r in rows]
     else:
-        dataset = input_pipeline.make_dataset(strategy, features, labels, rows,
-                                              static_shapes=padding == "fixed")
+        make = lambda r: input_pipeline.make_dataset(  # noqa: E731
+            strategy, features, labels, r, static_shapes=padding == "fixed")
         widths = (np.full(len(rows), 128) if padding == "fixed" else
                   input_pipeline.batch_widths(rows, lengths, 128))
         shapes = [(batch_size, int(w)) for w in widths]
+    dataset = make(rows)
+    # One step on a batch of each shape the run will see, before any is timed:
+    # XLA compiles the GELU gradients once per shape (a long run pays that
+    # once, in its first epoch), reported as "priming" time.
+    first_of_shape = {tuple(shape): i for i, shape in reversed(list(enumerate(shapes)))}
+    priming_rows = rows[sorted(first_of_shape.values())]
     setup_rss = current_rss_gb()   # Model, optimiser and data ready; no step yet.
     iterator = iter(dataset)
     train_step = trainer.make_train_step(strategy, train_model, optimizer, _cross_entropy,
                                          batch_size, global_step, jit_compile=jit_compile)
+    started = time.perf_counter()
+    priming = iter(make(priming_rows))
+    for _ in range(len(priming_rows)):
+        float(train_step(priming))
+    priming_seconds = time.perf_counter() - started
     times = []
     for i in range(total):
         started = time.perf_counter()
@@ -172,6 +186,7 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
             "matmul_share": flops / step / 1e9 / rate,
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             "setup_rss_gb": setup_rss,
+            "priming_steps": len(priming_rows), "priming_seconds": priming_seconds,
             "trained_params": int(sum(np.prod(v.shape) for v in model.trainable_weights))}
 
 
@@ -288,8 +303,8 @@ def main():
           f"steps\nCPU: {cpu_description()}\n")
     print("| system | tuning | precision | padding | tokens/step (real) | examples/s | "
           "x full FT | x reference | step GFLOP | matmul GFLOP/s | matmul share | "
-          "peak RSS GB | RSS before step 1 GB | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "peak RSS GB | RSS before step 1 GB | priming s (shapes) | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (tuning, precision, padding), s in summary.items():
         suffix = tuning[tuning.index("+"):] if "+" in tuning else ""
         full = summary.get(("full" + suffix, precision, padding)) or summary.get(
@@ -302,7 +317,7 @@ def main():
               f"{_ratio(s, full)} | {_ratio(s, ref)} | {_num(s, 'step_gflop', '.0f')} | "
               f"{_num(s, 'matmul_gflops', '.0f')} | {_num(s, 'matmul_share', '.0%')} | "
               f"{s['peak_rss_gb']:.2f} | {_num(s, 'setup_rss_gb', '.2f')} | "
-              f"{s['load_average']:.1f} |")
+              f"{_priming(s)} | {s['load_average']:.1f} |")
     if args.output:
         with open(args.output, "w") as f:
             json.dump({"cpu": cpu_description(), "runs": {" ".join(k): v for k, v in runs.items()}},
@@ -313,6 +328,7 @@ def summarise(results):
     """Medians over rounds; the highest load average seen."""
     out = dict(results[0])
     for key in ("examples_per_second", "step_seconds", "peak_rss_gb", "setup_rss_gb",
+                "priming_seconds",
                 "padded_tokens_per_step",
                 "real_tokens_per_step", "step_gflop", "matmul_gflops", "matmul_share"):
         values = [r[key] for r in results if r.get(key) is not None]
@@ -320,6 +336,12 @@ def summarise(results):
     out["load_average"] = max(r["load_average"] for r in results)
     out["system"] = results[0]["tuning"]
     return out
+
+
+def _priming(s):
+    if s.get("priming_seconds") is None:
+        return "-"
+    return f"{s['priming_seconds']:.1f} ({s['priming_steps']})"
 
 
 def _ratio(s, other):
