@@ -12,7 +12,8 @@ share of kernel time, grouped into matmuls, elementwise (GELU parts,
 LayerNorm parts, softmax, dropout, casts, ...) and the rest, plus which
 fusions are present: `_MklFusedMatMul`/`_FusedMatMul` (dense + bias
 [+ activation]), `_MklLayerNorm`/`_FusedBatchNormEx`, `Softmax`, and how
-many `Cast` kernels ran per step.
+many `Cast` kernels ran per step. Loops XLA compiled (the GELU gradients)
+appear in the trace under XLA's fusion names, counted as op type `XlaFusion`.
 """
 
 import argparse
