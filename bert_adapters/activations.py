@@ -25,11 +25,11 @@ XLA is missing, op by op (`xla_available`).
 """
 
 import functools
-import logging
 import math
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 ACTIVATIONS = ("gelu", "gelu_tanh")
 

@@ -97,3 +97,21 @@ def test_fused_gradient_equals_the_op_by_op_one_on_many_shapes():
             fused = activations._FUSED_GRADIENTS[name](x, dy)
             plain = activations._GRADIENTS[name](x, dy)
             np.testing.assert_allclose(fused.numpy(), plain.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_without_xla_gradients_run_op_by_op(monkeypatch):
+    def no_xla(*args):
+        raise tf.errors.UnimplementedError(None, None, "no XLA JIT here")
+
+    monkeypatch.setitem(activations._FUSED_GRADIENTS, "gelu", no_xla)
+    monkeypatch.setitem(activations._FUSED_GRADIENTS, "gelu_tanh", no_xla)
+    activations.xla_available.cache_clear()
+    try:
+        assert not activations.xla_available()
+        x = tf.constant([-1.0, 0.0, 2.0])
+        for name in activations.ACTIVATIONS:
+            _, grad = _grad(activations.get(name), x)
+            expected = activations._GRADIENTS[name](x, tf.cast(tf.range(3) % 7, tf.float32))
+            np.testing.assert_array_equal(grad.numpy(), expected.numpy())
+    finally:
+        activations.xla_available.cache_clear()
