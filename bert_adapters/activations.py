@@ -21,15 +21,15 @@ TensorFlow's bfloat16 `Erfc`, `Exp` and `Tanh` have no vectorised CPU
 kernels (a bf16 step spent 13% of its kernel time in them), and float32 is
 the more accurate anyway. It runs as one loop compiled by XLA (a dozen
 TensorFlow kernels otherwise, each a pass over the tensor: 3x slower); where
-XLA is missing, op by op (`xla_available`).
+XLA is missing, op by op (`fused.py`).
 """
 
-import functools
 import math
 
 import keras
 import tensorflow as tf
-from absl import logging
+
+from bert_adapters import fused
 
 ACTIVATIONS = ("gelu", "gelu_tanh")
 
@@ -76,34 +76,16 @@ def _input_gradient(slope):
 # The gradients as one XLA loop each: as separate TensorFlow kernels they make
 # about a dozen passes over `[tokens, 4 x hidden]` (casts, erfc, exp, the
 # products), 14% of a bfloat16 training step's kernel time; compiled they run
-# 3x faster (benchmarks/profile_step.py). XLA compiles once per input shape
-# (about 0.1 s; batches padded to multiples of 8 tokens have few shapes).
+# 3x faster (fused.py).
 _GRADIENTS = {
     "gelu": _input_gradient(_exact_slope),
     "gelu_tanh": _input_gradient(_tanh_slope),
 }
-_FUSED_GRADIENTS = {name: tf.function(fn, jit_compile=True) for name, fn in _GRADIENTS.items()}
-
-
-@functools.cache
-def xla_available():
-    """Whether XLA compiles here (it does in TensorFlow's pip packages)."""
-    try:
-        with tf.init_scope():
-            _FUSED_GRADIENTS["gelu"](tf.zeros([2]), tf.ones([2]))
-        return True
-    except (tf.errors.OpError, NotImplementedError, ValueError) as error:
-        logging.warning("XLA is not available (%s): GELU gradients run op by op", error)
-        return False
-
-
-fuse_gradients = True  # False: the op-by-op gradients (for comparisons).
+_FUSED_GRADIENTS = {name: fused.compile(fn) for name, fn in _GRADIENTS.items()}
 
 
 def _gradient(name, x, dy):
-    if fuse_gradients and xla_available():
-        return _FUSED_GRADIENTS[name](x, dy)
-    return _GRADIENTS[name](x, dy)
+    return fused.choose(_FUSED_GRADIENTS[name], _GRADIENTS[name])(x, dy)
 
 
 @tf.custom_gradient

@@ -3,10 +3,48 @@
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
+from bert_adapters import fused
 from bert_adapters.dense import TokenDense
 from bert_adapters.dropout import Dropout
+
+
+def _probs_gradient(dy, keep, probs, scale):
+    """The scores' gradient of `dropout(cast(softmax(scores)))`: TensorFlow's own ops."""
+    dy = tf.where(keep, dy, tf.zeros([], dy.dtype)) * scale  # dropout's (select, scale)
+    g = tf.cast(dy, probs.dtype)  # the cast's
+    return (g - tf.reduce_sum(g * probs, axis=-1, keepdims=True)) * probs  # softmax's
+
+
+# One XLA loop instead of seven passes over `[batch, heads, seq, seq]` (select,
+# scale, cast, two products, sum, difference): 1.7x faster (fused.py).
+_FUSED_PROBS_GRADIENT = fused.compile(_probs_gradient)
+
+
+def dropped_softmax(scores, dtype, rate, seed):
+    """`Dropout(rate)(cast(softmax(scores), dtype))` with a one-loop backward pass.
+
+    `scores`: float32. `seed`: the dropout layer's draw (`seed_generator.next()`).
+    The forward pass runs the ops of `tf.nn.experimental.stateless_dropout`,
+    which Keras' `Dropout` calls, with Keras' seed: the same values and masks
+    (tests/self_attention_test.py); the backward pass keeps what TensorFlow's
+    would (the float32 probabilities and the mask).
+    """
+    if seed.dtype != tf.int32:  # As Keras' TensorFlow backend casts its seeds.
+        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+
+    @tf.custom_gradient
+    def forward(scores):
+        probs = tf.nn.softmax(scores, axis=-1)
+        x = tf.cast(probs, dtype)
+        scale = tf.convert_to_tensor(1 / (1 - rate), dtype)
+        keep = tf.random.stateless_uniform(tf.shape(x), seed=seed, dtype=dtype) >= rate
+        y = tf.where(keep, x * scale, tf.zeros([], dtype))
+        return y, lambda dy: _FUSED_PROBS_GRADIENT(dy, keep, probs, scale)
+
+    return forward(scores)
 
 
 @keras.saving.register_keras_serializable(package="bert_adapters")
@@ -81,8 +119,13 @@ class SelfAttention(keras.layers.Layer):
         if attention_bias is not None:
             # Keras casts float call arguments to the compute dtype; add in float32.
             scores = scores + ops.cast(attention_bias, "float32")
-        probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
-        probs = self.dropout(probs, training=training)
+        dropout = self.dropout
+        if training and 0 < dropout.rate < 1 and not dropout.fast_masks and fused.active():
+            probs = dropped_softmax(scores, self.compute_dtype, dropout.rate,
+                                    dropout.seed_generator.next())
+        else:
+            probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
+            probs = dropout(probs, training=training)
         context = ops.matmul(probs, v)  # [batch, heads, seq, head_dim]
         context = ops.transpose(context, (0, 2, 1, 3))
         batch, seq = ops.shape(context)[0], ops.shape(context)[1]

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from scipy.special import erf
 
-from bert_adapters import activations
+from bert_adapters import activations, fused
 
 
 def _grad(fn, x):
@@ -21,10 +21,10 @@ def _grad(fn, x):
 # Gradients of size up to 6 (the weights); near the tails both forms round
 # differently (1 - tanh^2, 1 + tanh), so the tolerance is absolute too.
 @pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-4), ("bfloat16", 6e-2)])
-@pytest.mark.parametrize("fused", [True, False])
-def test_values_and_gradients_match_the_composite(name, approximate, dtype, tolerance, fused,
+@pytest.mark.parametrize("fuse", [True, False])
+def test_values_and_gradients_match_the_composite(name, approximate, dtype, tolerance, fuse,
                                                   monkeypatch):
-    monkeypatch.setattr(activations, "fuse_gradients", fused)
+    monkeypatch.setattr(fused, "enabled", fuse)
     x = tf.cast(tf.linspace(-8.0, 8.0, 4001), dtype)
     ours, ours_grad = _grad(activations.get(name), x)
     theirs, theirs_grad = _grad(lambda v: keras.activations.gelu(v, approximate=approximate), x)
@@ -80,9 +80,9 @@ def _calls_compiled_by_xla(fn, dtype):
 @pytest.mark.parametrize("name", activations.ACTIVATIONS)
 @pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
 def test_gradient_is_one_xla_loop_and_fallback_is_op_by_op(name, dtype, monkeypatch):
-    assert activations.xla_available()
+    assert fused.xla_available()
     assert len(_calls_compiled_by_xla(activations.get(name), dtype)) == 1
-    monkeypatch.setattr(activations, "fuse_gradients", False)
+    monkeypatch.setattr(fused, "enabled", False)
     assert not _calls_compiled_by_xla(activations.get(name), dtype)
 
 
@@ -94,24 +94,25 @@ def test_fused_gradient_equals_the_op_by_op_one_on_many_shapes():
         x = tf.constant(rng.normal(0, 3, shape), tf.float32)
         dy = tf.constant(rng.normal(0, 1, shape), tf.float32)
         for name in activations.ACTIVATIONS:
-            fused = activations._FUSED_GRADIENTS[name](x, dy)
+            compiled = activations._FUSED_GRADIENTS[name](x, dy)
             plain = activations._GRADIENTS[name](x, dy)
-            np.testing.assert_allclose(fused.numpy(), plain.numpy(), rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(compiled.numpy(), plain.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_without_xla_gradients_run_op_by_op(monkeypatch):
     def no_xla(*args):
         raise tf.errors.UnimplementedError(None, None, "no XLA JIT here")
 
+    monkeypatch.setattr(fused, "compile", lambda fn: no_xla)
     monkeypatch.setitem(activations._FUSED_GRADIENTS, "gelu", no_xla)
     monkeypatch.setitem(activations._FUSED_GRADIENTS, "gelu_tanh", no_xla)
-    activations.xla_available.cache_clear()
+    fused.xla_available.cache_clear()
     try:
-        assert not activations.xla_available()
+        assert not fused.xla_available()
         x = tf.constant([-1.0, 0.0, 2.0])
         for name in activations.ACTIVATIONS:
             _, grad = _grad(activations.get(name), x)
             expected = activations._GRADIENTS[name](x, tf.cast(tf.range(3) % 7, tf.float32))
             np.testing.assert_array_equal(grad.numpy(), expected.numpy())
     finally:
-        activations.xla_available.cache_clear()
+        fused.xla_available.cache_clear()
