@@ -12,7 +12,7 @@ share of kernel time, grouped into matmuls, elementwise (GELU parts,
 LayerNorm parts, softmax, dropout, casts, ...) and the rest, plus which
 fusions are present: `_MklFusedMatMul`/`_FusedMatMul` (dense + bias
 [+ activation]), `_MklLayerNorm`/`_FusedBatchNormEx`, `Softmax`, and how
-many `Cast` kernels ran per step. Loops XLA compiled (the GELU gradients)
+many `Cast` kernels ran per step. Loops XLA compiled (`bert_adapters/fused.py`)
 appear in the trace under XLA's fusion names, counted as op type `XlaFusion`.
 """
 
@@ -35,7 +35,7 @@ XLA_FUSION = re.compile(r"[a-z_0-9]+_fusion(\.[0-9]+)?")
 MATMUL_TYPES = ("MatMul", "BatchMatMul", "Einsum", "FusedMatMul", "Conv")
 GROUPS = (
     ("matmul", lambda t: any(m in t for m in MATMUL_TYPES)),
-    ("XLA-compiled loops (GELU gradients)", lambda t: t == XLA_OP_TYPE),
+    ("XLA-compiled loops (GELU, attention-probability gradients)", lambda t: t == XLA_OP_TYPE),
     ("cast", lambda t: t.endswith("Cast")),
     ("softmax", lambda t: "Softmax" in t),
     ("layer norm (fused)", lambda t: "LayerNorm" in t or "FusedBatchNorm" in t),
@@ -90,7 +90,7 @@ def op_times(logdir, names_of=None):
             for event in line.events:
                 name = names.get(event.metadata_id, "")
                 if XLA_FUSION.fullmatch(name):
-                    # A loop XLA compiled (the GELU gradients), on each thread it ran.
+                    # A loop XLA compiled (fused.py), on each thread it ran.
                     name = f"{name}:{XLA_OP_TYPE}"
                 # Kernel events are "op_name:OpType"; the rest are framework spans.
                 if ":" not in name or name.count(":") > 1 or " " in name:
