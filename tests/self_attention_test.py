@@ -1,6 +1,5 @@
 """Attention's fused softmax + dropout: Keras' values and masks, gradients up to rounding."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -65,7 +64,7 @@ def test_fused_attention_has_keras_values_masks_and_gradients(dtype, tolerance, 
                                    rtol=tolerance, atol=tolerance * scale)
 
 
-def test_dropout_actually_drops_and_fast_masks_or_inference_stay_unfused(monkeypatch):
+def test_dropout_actually_drops_and_fast_masks_stay_unfused(monkeypatch):
     layer = _layer("float32")
     x, bias = _inputs()
     layer.dropout.seed_generator.state.assign([0, 7])
@@ -75,4 +74,3 @@ def test_dropout_actually_drops_and_fast_masks_or_inference_stay_unfused(monkeyp
     layer.dropout.fast_masks = True
     _, _, compiled = _run(layer, True, monkeypatch, [0, 7])
     assert not compiled
-    keras.config.set_dtype_policy("float32")
