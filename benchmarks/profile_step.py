@@ -35,7 +35,8 @@ XLA_FUSION = re.compile(r"[a-z_0-9]+_fusion(\.[0-9]+)?")
 MATMUL_TYPES = ("MatMul", "BatchMatMul", "Einsum", "FusedMatMul", "Conv")
 GROUPS = (
     ("matmul", lambda t: any(m in t for m in MATMUL_TYPES)),
-    ("XLA-compiled loops (GELU, attention-probability gradients)", lambda t: t == XLA_OP_TYPE),
+    ("XLA-compiled loops (GELU gradients, dropout masks and selects, attention-probability "
+     "gradients)", lambda t: t == XLA_OP_TYPE),
     ("cast", lambda t: t.endswith("Cast")),
     ("softmax", lambda t: "Softmax" in t),
     ("layer norm (fused)", lambda t: "LayerNorm" in t or "FusedBatchNorm" in t),
@@ -115,13 +116,16 @@ def main():
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--names_of", default=None,
                         help="An op type (e.g. Mul): also list its kernels by op name.")
+    parser.add_argument("--stock_dropout", action="store_true",
+                        help="Keras' masks from TensorFlow's stock kernels, not the compiled "
+                             "Philox loop (bert_adapters/dropout.py)")
     args = parser.parse_args()
 
     import bert_adapters  # noqa: F401  (first: it sets TensorFlow's CPU options)
     import keras
     import tensorflow as tf
 
-    from bert_adapters import checkpoints, tuning as tuning_lib
+    from bert_adapters import checkpoints, dropout, tuning as tuning_lib
     from bert_adapters.heads import build_classifier_model
     from bert_adapters.training import input_pipeline, trainer
     from bert_adapters.training.optimization import create_optimizer
@@ -129,6 +133,7 @@ def main():
 
     keras.config.set_dtype_policy({"fp32": "float32", "bf16": "mixed_bfloat16"}[args.precision])
     keras.utils.set_random_seed(0)
+    dropout.compiled_masks = not args.stock_dropout
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     total = 3 + 2 * args.steps
     features, labels = load_features("synthetic128", 32, total)

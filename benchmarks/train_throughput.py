@@ -16,7 +16,9 @@ the embedded MiniLM-L6 encoder, batch 32:
     per row ("packed", `--pack_sequences`).
 `--options=default,fast_dropout` also runs each of our settings with
 `--fast_dropout`'s 16-bit dropout masks (rows "adapters+fast_dropout"), or
-`jit_compile` with the forward and backward pass compiled by XLA.
+`jit_compile` with the forward and backward pass compiled by XLA, or
+`stock_dropout` with Keras' masks drawn by TensorFlow's stock kernels instead
+of the compiled Philox loop (the same masks and values, slower).
 Settings run in alternating order, one run each per round, the order
 reversed every other round (A B, B A, A B, ...: `--rounds` rounds); every
 figure is the median over rounds of each run's median step time. Each run
@@ -134,6 +136,7 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
         tuning_lib.apply_tuning(encoder, tuning)
         model = build_classifier_model(encoder, 2)
         dropout.use_fast_masks(model, option == "fast_dropout")
+        dropout.compiled_masks = option != "stock_dropout"
         jit_compile = option == "jit_compile"
         optimizer = create_optimizer("bert_adam", 1e-4, total, gradients_reduced_by_caller=True)
         optimizer.build(model.trainable_variables)
@@ -254,8 +257,9 @@ def main():
                         help="fixed,dynamic,grouped,packed (default: fixed for synthetic128, "
                              "fixed,grouped,packed for a task)")
     parser.add_argument("--options", default="default",
-                        help="default,fast_dropout,jit_compile: also run each of our "
-                             "settings with --fast_dropout's masks / XLA (--jit_compile)")
+                        help="default,fast_dropout,jit_compile,stock_dropout: also run each "
+                             "of our settings with --fast_dropout's masks / XLA (--jit_compile) "
+                             "/ TensorFlow's stock dropout kernels")
     parser.add_argument("--output", default=None, help="Also write the results as JSON here.")
     parser.add_argument("--reference_python", default=None,
                         help="A Python with torch + adapters: also run "

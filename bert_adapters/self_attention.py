@@ -8,11 +8,16 @@ from keras import ops
 
 from bert_adapters import fused
 from bert_adapters.dense import TokenDense
+from bert_adapters import dropout as dropout_lib
 from bert_adapters.dropout import Dropout
 
 
-def _probs_gradient(dy, keep, probs, scale):
-    """The scores' gradient of `dropout(cast(softmax(scores)))`: TensorFlow's own ops."""
+def _probs_gradient(dy, bits, probs, scale):
+    """The scores' gradient of `dropout(cast(softmax(scores)))`.
+
+    `bits`: the dropout's keep mask, packed (`dropout.keep_bits`).
+    """
+    keep = dropout_lib.unpack_keep(bits, tf.shape(dy))
     dy = tf.where(keep, dy, tf.zeros([], dy.dtype)) * scale  # dropout's (select, scale)
     g = tf.cast(dy, probs.dtype)  # the cast's
     return (g - tf.reduce_sum(g * probs, axis=-1, keepdims=True)) * probs  # softmax's
@@ -24,25 +29,25 @@ _FUSED_PROBS_GRADIENT = fused.compile(_probs_gradient)
 
 
 def dropped_softmax(scores, dtype, rate, seed):
-    """`Dropout(rate)(cast(softmax(scores), dtype))` with a one-loop backward pass.
+    """`Dropout(rate)(cast(softmax(scores), dtype))`, its masks and backward pass fused.
 
     `scores`: float32. `seed`: the dropout layer's draw (`seed_generator.next()`).
-    The forward pass runs the ops of `tf.nn.experimental.stateless_dropout`,
-    which Keras' `Dropout` calls, with Keras' seed: the same values and masks
-    (tests/self_attention_test.py); the backward pass keeps what TensorFlow's
-    would (the float32 probabilities and the mask).
+    The values and masks are those of Keras' `Dropout` (which calls
+    `tf.nn.experimental.stateless_dropout`) from the same seed, bit for bit
+    (tests/self_attention_test.py): the mask comes packed from
+    `dropout.keep_bits`, the cast, scale and select run as one loop, and the
+    backward pass keeps the float32 probabilities and the packed mask.
+    Callers check `dropout.philox_here(dtype)` first.
     """
-    if seed.dtype != tf.int32:  # As Keras' TensorFlow backend casts its seeds.
-        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+    seed = dropout_lib.keras_seed(seed)
+    scale = tf.constant(1 / (1 - rate), dtype)
 
     @tf.custom_gradient
     def forward(scores):
         probs = tf.nn.softmax(scores, axis=-1)
-        x = tf.cast(probs, dtype)
-        scale = tf.convert_to_tensor(1 / (1 - rate), dtype)
-        keep = tf.random.stateless_uniform(tf.shape(x), seed=seed, dtype=dtype) >= rate
-        y = tf.where(keep, x * scale, tf.zeros([], dtype))
-        return y, lambda dy: _FUSED_PROBS_GRADIENT(dy, keep, probs, scale)
+        bits = dropout_lib.keep_bits(probs, rate, seed, dtype=dtype)
+        y = dropout_lib.scaled_select(probs, bits, scale)
+        return y, lambda dy: _FUSED_PROBS_GRADIENT(dy, bits, probs, scale)
 
     return forward(scores)
 
@@ -120,7 +125,8 @@ class SelfAttention(keras.layers.Layer):
             # Keras casts float call arguments to the compute dtype; add in float32.
             scores = scores + ops.cast(attention_bias, "float32")
         dropout = self.dropout
-        if training and 0 < dropout.rate < 1 and not dropout.fast_masks and fused.active():
+        if (training and 0 < dropout.rate < 1 and not dropout.fast_masks
+                and dropout_lib.philox_here(self.compute_dtype)):
             probs = dropped_softmax(scores, self.compute_dtype, dropout.rate,
                                     dropout.seed_generator.next())
         else:

@@ -1,11 +1,102 @@
-"""Fast dropout masks (`--fast_dropout`): rate, scaling, determinism, off by default."""
+"""Dropout: Keras' masks from the compiled Philox loop, bit for bit; fast masks
+(`--fast_dropout`): rate, scaling, determinism, off by default."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.python.ops import gen_stateless_random_ops_v2
 
-from bert_adapters import dropout
+from bert_adapters import dropout, fused
+
+
+def _bits(x):
+    """`x`'s bit patterns, to compare floats exactly (signed zeros, NaNs)."""
+    return tf.bitcast(x, {2: tf.uint16, 4: tf.uint32}[x.dtype.size]).numpy()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_compiled_masks_are_tensorflows(dtype):
+    """`keras_dropout` equals `tf.nn.experimental.stateless_dropout` (what Keras'
+    Dropout calls) bit for bit: rates whose rounding to `dtype` matters, seeds
+    of any sign, sizes that are not multiples of Philox's four words."""
+    rng = np.random.default_rng(0)
+    for shape, rates in (((1,), (0.5,)), ((3, 5, 7), (0.1, 1 / 3, 0.999)),
+                         ((4, 12, 16, 16), (0.1, 0.9))):
+        x = tf.cast(rng.normal(size=shape), dtype)
+        for rate in rates:
+            for seed in ([7, -3], [2**31 - 2, 123456789]):
+                seed = tf.constant(seed, tf.int32)
+                expected = tf.nn.experimental.stateless_dropout(x, rate=rate, seed=seed)
+                np.testing.assert_array_equal(
+                    _bits(dropout.keras_dropout(x, rate, seed)), _bits(expected),
+                    err_msg=f"shape {shape} rate {rate} seed {seed}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_keep_threshold_is_tensorflows_comparison(dtype):
+    """`m >= threshold` iff TensorFlow's uniform `m / 2**bits` (in `dtype`) `>= rate`,
+    for every mantissa of the 16-bit types and those around the threshold of float32."""
+    for rate in np.concatenate([[0.1, 0.5, 1 / 3, 0.05, 0.9, 0.999, 1e-6, 1 - 1e-9],
+                                np.random.default_rng(3).uniform(size=40)]):
+        threshold, bits = dropout.keep_threshold(float(rate), dtype)
+        m = np.arange(2**bits) if bits < 16 else np.arange(threshold - 3, threshold + 3)
+        m = m[(m >= 0) & (m < 2**bits)]
+        uniform = tf.cast(tf.constant(m / 2**bits, tf.float64), dtype)  # exact
+        np.testing.assert_array_equal((uniform >= float(rate)).numpy(), m >= threshold,
+                                      err_msg=f"rate {rate}")
+
+
+def test_compiled_masks_in_a_traced_function_of_unknown_shape():
+    seed = tf.constant([11, 12], tf.int32)
+    step = tf.function(lambda x: dropout.keras_dropout(x, 0.1, seed),
+                       input_signature=[tf.TensorSpec([None, None], tf.bfloat16)])
+    for shape in ((5, 9), (32, 384)):
+        x = tf.cast(tf.random.stateless_normal(shape, [1, 2]), tf.bfloat16)
+        np.testing.assert_array_equal(
+            _bits(step(x)), _bits(tf.nn.experimental.stateless_dropout(x, 0.1, seed=seed)))
+
+
+def test_philox_counter_carries_as_tensorflows():
+    """Blocks past the counter's low 64 bits carry into its high 64 (Philox's Skip)."""
+    key = tf.constant([0x0123456789ABCDEF], tf.uint64)
+    counter = tf.constant([2**64 - 5, 2**64 - 1], tf.uint64)   # the high word wraps too
+    like = tf.zeros([8, 5], tf.float32)   # 10 blocks: 5 before the carry, 5 after
+    uniform = gen_stateless_random_ops_v2.stateless_random_uniform_v2(
+        [8, 5], key=key, counter=counter, alg=1, dtype=tf.float32)
+    threshold, mantissa_bits = dropout.keep_threshold(0.5, tf.float32)
+    bits = dropout._KEEP_BITS(key, counter, like, threshold, mantissa_bits)  # pylint: disable=protected-access
+    assert bits.shape == (10,) and bits.dtype == tf.uint8
+    np.testing.assert_array_equal(dropout.unpack_keep(bits, [8, 5]).numpy(),
+                                  (uniform >= 0.5).numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_compiled_dropout_gradient_is_tensorflows(dtype):
+    x = tf.cast(np.random.default_rng(1).normal(size=(6, 7, 11)), dtype)
+    dy = tf.cast(np.random.default_rng(2).normal(size=(6, 7, 11)), dtype)
+    seed = tf.constant([5, 6], tf.int32)
+    grads = []
+    for fn in (lambda x: dropout.keras_dropout(x, 0.2, seed),
+               lambda x: tf.nn.experimental.stateless_dropout(x, 0.2, seed=seed)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+        grads.append(_bits(tape.gradient(y, x, output_gradients=dy)))
+    np.testing.assert_array_equal(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_layer_compiles_its_masks_only_where_fused(fuse, monkeypatch):
+    monkeypatch.setattr(fused, "enabled", fuse)
+    layer = dropout.Dropout(0.1, seed=3)
+    theirs = keras.layers.Dropout(0.1, seed=3)
+    x = tf.random.stateless_normal((4, 8, 16), [3, 4])
+    step = tf.function(lambda x, layer: layer(x, training=True))
+    graph = step.get_concrete_function(x, layer).graph.as_graph_def()
+    compiled = [n for n in graph.node if n.attr["_XlaMustCompile"].b]
+    assert len(compiled) == (2 if fuse else 0)   # the mask; its scale and select
+    np.testing.assert_array_equal(step(x, layer), theirs(x, training=True))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
