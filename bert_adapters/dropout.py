@@ -1,28 +1,29 @@
-"""Dropout with opt-in cheaper masks (`--fast_dropout`).
+"""Dropout: Keras' masks drawn by one compiled loop, and opt-in cheaper masks.
 
-Keras' dropout draws one 32-bit uniform float per element with TensorFlow's
-Philox generator, which is most of its cost: on a 2-core CPU the masks of a
-BERT training step (the attention probabilities' above all) take 10-17% of
-the step's kernel time (`benchmarks/profile_step.py`). Fast masks compare 16
-random bits per element against the rate instead, so one 32-bit draw serves
-two elements: half the generator's work, the same Bernoulli masks except
-that the dropout rate is rounded to a multiple of 2^-16 (0.1 -> 0.1000061)
-and kept values are scaled by the exact inverse of the rounded keep rate.
-The masks differ from the default's, so it is opt-in.
+By default `Dropout` gives exactly what Keras' `Dropout` gives (it calls
+`tf.nn.experimental.stateless_dropout`), only faster. TensorFlow's
+`StatelessRandomUniformV2` CPU kernel runs the Philox generator one 4-word
+block at a time in scalar code and writes a float per element; the dropout
+then compares, scales and selects in three more kernels, and its gradient
+keeps a boolean mask. `keep_bits` runs the same Philox blocks (the same key
+and counter, derived from the seed by TensorFlow's own op) as one XLA loop
+that vectorises, compares each word's mantissa bits with the rate in
+integers (`keep_threshold`) and packs four keep bits per byte; one more loop
+scales and selects, and the backward pass reuses the packed bits (a quarter
+of the boolean mask's memory). Values and masks equal
+`stateless_dropout`'s for float32, bfloat16 and float16
+(tests/dropout_test.py); on the attention probabilities of a 32 x 128 batch
+the masks, scale and select take a third of the stock kernels' time or less
+(benchmarks/profile_step.py, `--stock_dropout` for the stock kernels). Where
+XLA is missing (`fused.py`), under a TPU strategy (its generator differs),
+for other dtypes or with `compiled_masks = False`: Keras' ops.
 
-By default this layer draws Keras' own masks, bit for bit, only faster
-(`keep_bits`): TensorFlow's `StatelessRandomUniformV2` CPU kernel runs the
-Philox generator one 4-word block at a time and writes a float per element,
-then the dropout compares, scales and selects in three more kernels. Here the
-same Philox blocks (the same key and counter from the same seed) run as one
-XLA loop that vectorises, compares each word's mantissa bits with the rate
-in integers and packs four keep bits per byte; a second loop scales and
-selects, and the backward pass reuses the packed bits (a quarter of the
-boolean mask TensorFlow's gradient keeps). 3-5x faster than the stock ops on
-the attention probabilities (benchmarks/profile_step.py); values and masks
-equal `tf.nn.experimental.stateless_dropout`'s for float32, bfloat16 and
-float16 (tests/dropout_test.py). Where XLA is missing (`fused.py`), under a
-TPU strategy (whose generator differs) or for other dtypes: Keras' ops.
+Fast masks (opt-in `--fast_dropout`) compare 16 random bits per element
+against the rate instead, so one 32-bit draw serves two elements: half the
+generator's work, the same Bernoulli masks except that the dropout rate is
+rounded to a multiple of 2^-16 (0.1 -> 0.1000061) and kept values are scaled
+by the exact inverse of the rounded keep rate. The masks differ from Keras',
+so they are opt-in; they are drawn by TensorFlow's kernels.
 """
 
 import math
@@ -51,17 +52,19 @@ _MANTISSA_BITS = {tf.float32: 23, tf.bfloat16: 7, tf.float16: 10}
 
 @keras.saving.register_keras_serializable(package="bert_adapters")
 class Dropout(keras.layers.Dropout):
-    """`keras.layers.Dropout`, with `fast_masks` (set by `use_fast_masks`)."""
+    """`keras.layers.Dropout` with compiled masks, or `fast_masks` (`use_fast_masks`)."""
 
     fast_masks = False  # A training setting, not part of the config.
 
     def call(self, inputs, training=False):
         if not training or self.noise_shape is not None or not 0.0 < self.rate < 1.0:
             return super().call(inputs, training=training)
+        # One seed drawn per call on every path, as Keras' own.
+        if philox_here(inputs.dtype):
+            return compiled_dropout(inputs, self.rate, self.seed_generator.next(),
+                                    fast=self.fast_masks)
         if self.fast_masks:
             return fast_dropout(inputs, self.rate, self.seed_generator.next())
-        if philox_here(inputs.dtype):
-            return keras_dropout(inputs, self.rate, keras_seed(self.seed_generator.next()))
         return super().call(inputs, training=training)
 
 
@@ -73,23 +76,26 @@ def keras_seed(seed):
 
 
 def philox_here(dtype):
-    """Whether `keep_bits` gives TensorFlow's masks of `dtype` here, compiled."""
+    """Whether `keep_bits` draws the masks of `dtype` here, compiled."""
     return (compiled_masks and tf.as_dtype(dtype) in _MANTISSA_BITS and fused.active()
             and not isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy))
 
 
-def _philox_keep_bits(key, counter, like, threshold, mantissa_bits):
-    """Keep bits of `like`'s elements, four per byte (element 4i + k: bit k of byte i).
+def _philox_keep_bits(key, counter, like, threshold, field_bits, fields):
+    """Keep bits of `like`'s elements, `4 * fields` per byte, from Philox blocks.
 
-    Element j takes word j % 4 of the Philox block at `counter` + j // 4, as
-    TensorFlow's `FillPhiloxRandom` lays them out; it is kept when that
-    word's low `mantissa_bits` bits, read as an integer, reach `threshold`.
-    Unsigned 64-bit lanes hold the 32-bit words and their products.
+    Philox block i (at `counter` + i, as TensorFlow's `FillPhiloxRandom` lays
+    them out) gives four 32-bit words; each word decides `fields` elements:
+    with one field, its low `field_bits` bits (a uniform float's mantissa),
+    with two, its low and high 16 bits. An element is kept when its field,
+    read as an integer, reaches `threshold`; element `4 * fields * i + j` is
+    bit j of byte i. Unsigned 64-bit lanes hold the words and their products.
     """
     u64 = lambda v: tf.constant(v, tf.uint64)
     low32 = u64(0xFFFFFFFF)
     high = lambda v: tf.bitwise.right_shift(v, u64(32))
-    blocks = (tf.size(like, out_type=tf.int64) + 3) // 4
+    per_block = 4 * fields
+    blocks = (tf.size(like, out_type=tf.int64) + per_block - 1) // per_block
     index = tf.cast(tf.range(blocks), tf.uint64)
     # The 128-bit counter plus the block index, carried as Philox's Skip does.
     low = counter[0] + index
@@ -101,24 +107,27 @@ def _philox_keep_bits(key, counter, like, threshold, mantissa_bits):
         c0, c1, c2, c3 = high(p1) ^ c1 ^ k0, p1 & low32, high(p0) ^ c3 ^ k1, p0 & low32
         k0, k1 = (k0 + u64(_PHILOX_W0)) & low32, (k1 + u64(_PHILOX_W1)) & low32
     bits = tf.zeros_like(c0, tf.uint8)
+    field_mask = u64((1 << field_bits) - 1)
     for k, word in enumerate((c0, c1, c2, c3)):
-        kept = tf.cast(word & u64((1 << mantissa_bits) - 1) >= u64(threshold), tf.uint8)
-        bits = bits | tf.bitwise.left_shift(kept, tf.constant(k, tf.uint8))
+        for f in range(fields):
+            field = tf.bitwise.right_shift(word, u64(f * field_bits)) & field_mask
+            kept = tf.cast(field >= u64(threshold), tf.uint8)
+            bits = bits | tf.bitwise.left_shift(kept, tf.constant(k * fields + f, tf.uint8))
     return bits
 
 
-def unpack_keep(bits, shape):
+def unpack_keep(bits, shape, per_byte):
     """The boolean keep mask of `shape` from `keep_bits`' bytes."""
-    shifts = tf.constant([0, 1, 2, 3], tf.uint8)
+    shifts = tf.constant(list(range(per_byte)), tf.uint8)
     keep = tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits[:, None], shifts),
                                   tf.constant(1, tf.uint8)) > 0
     return tf.reshape(tf.reshape(keep, [-1])[:tf.reduce_prod(shape)], shape)
 
 
-def _scaled_select(x, bits, scale):
+def _scaled_select(x, bits, scale, per_byte):
     """`where(keep, x * scale, 0)`, in `scale`'s dtype: dropout's forward and backward."""
     x = tf.cast(x, scale.dtype)
-    return tf.where(unpack_keep(bits, tf.shape(x)), x * scale, tf.zeros([], x.dtype))
+    return tf.where(unpack_keep(bits, tf.shape(x), per_byte), x * scale, tf.zeros([], x.dtype))
 
 
 _KEEP_BITS = fused.compile(_philox_keep_bits)
@@ -135,36 +144,54 @@ def keep_threshold(rate, dtype):
     return math.ceil(rounded * 2 ** bits), bits
 
 
-def keep_bits(like, rate, seed, dtype=None):
-    """The keep mask `tf.nn.experimental.stateless_dropout(x, rate, seed=seed)`
-    draws for an `x` of `like`'s shape and `dtype` (default `like`'s), four
-    elements per uint8 (`unpack_keep`), from one XLA loop. `seed`: int32 `[2]`."""
-    key, counter = gen_stateless_random_ops_v2.stateless_random_get_key_counter(seed)
-    threshold, bits = keep_threshold(rate, dtype or like.dtype)
-    return _KEEP_BITS(key, counter, like, threshold, bits)
+def _fast_threshold(rate):
+    """Fast masks drop a 16-bit draw below `round(rate * 2**16)`."""
+    threshold = int(round(rate * 2 ** MASK_BITS))
+    if not 0 < threshold < 2 ** MASK_BITS:
+        raise ValueError(f"dropout rate {rate} rounds to {threshold}/{2 ** MASK_BITS}: "
+                         f"use the default masks for it")
+    return threshold
 
 
-def keras_dropout(x, rate, seed):
-    """`tf.nn.experimental.stateless_dropout(x, rate, seed=seed)` (what Keras'
-    `Dropout` calls), the same values, from `keep_bits`; the backward pass
-    keeps only the packed bits."""
-    scale = tf.constant(1 / (1 - rate), x.dtype)
+def keep_bits(like, rate, seed, dtype=None, fast=False):
+    """`(bits, per_byte, scale)`: a dropout's keep mask for an `x` of `like`'s
+    shape and `dtype` (default `like`'s), packed `per_byte` elements per uint8
+    (`unpack_keep`) by one XLA loop, and the kept values' scale in `dtype`.
+
+    `seed`: a `SeedGenerator` draw. The default mask is the one
+    `tf.nn.experimental.stateless_dropout` draws with Keras' cast of it
+    (`keras_seed`); `fast`: `fast_dropout`'s.
+    """
+    dtype = tf.as_dtype(dtype or like.dtype)
+    if fast:
+        threshold = _fast_threshold(rate)
+        key, counter = gen_stateless_random_ops_v2.stateless_random_get_key_counter(
+            tf.cast(seed, tf.int64))
+        scale = tf.cast(2 ** MASK_BITS / (2 ** MASK_BITS - threshold), dtype)
+        return _KEEP_BITS(key, counter, like, threshold, MASK_BITS, 2), 8, scale
+    key, counter = gen_stateless_random_ops_v2.stateless_random_get_key_counter(keras_seed(seed))
+    threshold, mantissa_bits = keep_threshold(rate, dtype)
+    scale = tf.constant(1 / (1 - rate), dtype)
+    return _KEEP_BITS(key, counter, like, threshold, mantissa_bits, 1), 4, scale
+
+
+def compiled_dropout(x, rate, seed, fast=False):
+    """Dropout of `x` with `keep_bits`' mask: Keras' values bit for bit (or, with
+    `fast`, `fast_dropout`'s); the backward pass keeps only the packed bits."""
 
     @tf.custom_gradient
     def forward(x):
-        bits = keep_bits(x, rate, seed)
-        return scaled_select(x, bits, scale), lambda dy: scaled_select(dy, bits, scale)
+        bits, per_byte, scale = keep_bits(x, rate, seed, fast=fast)
+        return (scaled_select(x, bits, scale, per_byte),
+                lambda dy: scaled_select(dy, bits, scale, per_byte))
 
     return forward(x)
 
 
 def fast_dropout(inputs, rate, seed):
-    """Dropout of `inputs` at `rate` from 16-bit draws; `seed` int `[2]`."""
+    """Dropout of `inputs` at `rate` from 16-bit draws, TensorFlow's kernels; `seed` int `[2]`."""
+    threshold = _fast_threshold(rate)
     scale_bits = 2 ** MASK_BITS
-    threshold = int(round(rate * scale_bits))
-    if not 0 < threshold < scale_bits:
-        raise ValueError(f"dropout rate {rate} rounds to {threshold}/{scale_bits}: "
-                         f"use the default masks for it")
     size = tf.size(inputs)
     words = tf.random.stateless_uniform(
         [(size + 1) // 2], tf.cast(seed, tf.int64), minval=None, maxval=None, dtype=tf.uint32)

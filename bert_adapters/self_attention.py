@@ -12,12 +12,12 @@ from bert_adapters import dropout as dropout_lib
 from bert_adapters.dropout import Dropout
 
 
-def _probs_gradient(dy, bits, probs, scale):
+def _probs_gradient(dy, bits, probs, scale, per_byte):
     """The scores' gradient of `dropout(cast(softmax(scores)))`.
 
     `bits`: the dropout's keep mask, packed (`dropout.keep_bits`).
     """
-    keep = dropout_lib.unpack_keep(bits, tf.shape(dy))
+    keep = dropout_lib.unpack_keep(bits, tf.shape(dy), per_byte)
     dy = tf.where(keep, dy, tf.zeros([], dy.dtype)) * scale  # dropout's (select, scale)
     g = tf.cast(dy, probs.dtype)  # the cast's
     return (g - tf.reduce_sum(g * probs, axis=-1, keepdims=True)) * probs  # softmax's
@@ -28,26 +28,25 @@ def _probs_gradient(dy, bits, probs, scale):
 _FUSED_PROBS_GRADIENT = fused.compile(_probs_gradient)
 
 
-def dropped_softmax(scores, dtype, rate, seed):
+def dropped_softmax(scores, dtype, rate, seed, fast=False):
     """`Dropout(rate)(cast(softmax(scores), dtype))`, its masks and backward pass fused.
 
     `scores`: float32. `seed`: the dropout layer's draw (`seed_generator.next()`).
     The values and masks are those of Keras' `Dropout` (which calls
-    `tf.nn.experimental.stateless_dropout`) from the same seed, bit for bit
+    `tf.nn.experimental.stateless_dropout`), or with `fast` those of
+    `dropout.fast_dropout`, from the same seed, bit for bit
     (tests/self_attention_test.py): the mask comes packed from
     `dropout.keep_bits`, the cast, scale and select run as one loop, and the
     backward pass keeps the float32 probabilities and the packed mask.
     Callers check `dropout.philox_here(dtype)` first.
     """
-    seed = dropout_lib.keras_seed(seed)
-    scale = tf.constant(1 / (1 - rate), dtype)
 
     @tf.custom_gradient
     def forward(scores):
         probs = tf.nn.softmax(scores, axis=-1)
-        bits = dropout_lib.keep_bits(probs, rate, seed, dtype=dtype)
-        y = dropout_lib.scaled_select(probs, bits, scale)
-        return y, lambda dy: _FUSED_PROBS_GRADIENT(dy, bits, probs, scale)
+        bits, per_byte, scale = dropout_lib.keep_bits(probs, rate, seed, dtype=dtype, fast=fast)
+        y = dropout_lib.scaled_select(probs, bits, scale, per_byte)
+        return y, lambda dy: _FUSED_PROBS_GRADIENT(dy, bits, probs, scale, per_byte)
 
     return forward(scores)
 
@@ -125,10 +124,9 @@ class SelfAttention(keras.layers.Layer):
             # Keras casts float call arguments to the compute dtype; add in float32.
             scores = scores + ops.cast(attention_bias, "float32")
         dropout = self.dropout
-        if (training and 0 < dropout.rate < 1 and not dropout.fast_masks
-                and dropout_lib.philox_here(self.compute_dtype)):
+        if training and 0 < dropout.rate < 1 and dropout_lib.philox_here(self.compute_dtype):
             probs = dropped_softmax(scores, self.compute_dtype, dropout.rate,
-                                    dropout.seed_generator.next())
+                                    dropout.seed_generator.next(), fast=dropout.fast_masks)
         else:
             probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
             probs = dropout(probs, training=training)

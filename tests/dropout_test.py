@@ -17,7 +17,7 @@ def _bits(x):
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 def test_compiled_masks_are_tensorflows(dtype):
-    """`keras_dropout` equals `tf.nn.experimental.stateless_dropout` (what Keras'
+    """`compiled_dropout` equals `tf.nn.experimental.stateless_dropout` (what Keras'
     Dropout calls) bit for bit: rates whose rounding to `dtype` matters, seeds
     of any sign, sizes that are not multiples of Philox's four words."""
     rng = np.random.default_rng(0)
@@ -29,7 +29,7 @@ def test_compiled_masks_are_tensorflows(dtype):
                 seed = tf.constant(seed, tf.int32)
                 expected = tf.nn.experimental.stateless_dropout(x, rate=rate, seed=seed)
                 np.testing.assert_array_equal(
-                    _bits(dropout.keras_dropout(x, rate, seed)), _bits(expected),
+                    _bits(dropout.compiled_dropout(x, rate, seed)), _bits(expected),
                     err_msg=f"shape {shape} rate {rate} seed {seed}")
 
 
@@ -49,7 +49,7 @@ def test_keep_threshold_is_tensorflows_comparison(dtype):
 
 def test_compiled_masks_in_a_traced_function_of_unknown_shape():
     seed = tf.constant([11, 12], tf.int32)
-    step = tf.function(lambda x: dropout.keras_dropout(x, 0.1, seed),
+    step = tf.function(lambda x: dropout.compiled_dropout(x, 0.1, seed),
                        input_signature=[tf.TensorSpec([None, None], tf.bfloat16)])
     for shape in ((5, 9), (32, 384)):
         x = tf.cast(tf.random.stateless_normal(shape, [1, 2]), tf.bfloat16)
@@ -65,9 +65,9 @@ def test_philox_counter_carries_as_tensorflows():
     uniform = gen_stateless_random_ops_v2.stateless_random_uniform_v2(
         [8, 5], key=key, counter=counter, alg=1, dtype=tf.float32)
     threshold, mantissa_bits = dropout.keep_threshold(0.5, tf.float32)
-    bits = dropout._KEEP_BITS(key, counter, like, threshold, mantissa_bits)  # pylint: disable=protected-access
+    bits = dropout._KEEP_BITS(key, counter, like, threshold, mantissa_bits, 1)  # pylint: disable=protected-access
     assert bits.shape == (10,) and bits.dtype == tf.uint8
-    np.testing.assert_array_equal(dropout.unpack_keep(bits, [8, 5]).numpy(),
+    np.testing.assert_array_equal(dropout.unpack_keep(bits, [8, 5], 4).numpy(),
                                   (uniform >= 0.5).numpy())
 
 
@@ -77,7 +77,7 @@ def test_compiled_dropout_gradient_is_tensorflows(dtype):
     dy = tf.cast(np.random.default_rng(2).normal(size=(6, 7, 11)), dtype)
     seed = tf.constant([5, 6], tf.int32)
     grads = []
-    for fn in (lambda x: dropout.keras_dropout(x, 0.2, seed),
+    for fn in (lambda x: dropout.compiled_dropout(x, 0.2, seed),
                lambda x: tf.nn.experimental.stateless_dropout(x, 0.2, seed=seed)):
         with tf.GradientTape() as tape:
             tape.watch(x)
@@ -97,6 +97,26 @@ def test_layer_compiles_its_masks_only_where_fused(fuse, monkeypatch):
     compiled = [n for n in graph.node if n.attr["_XlaMustCompile"].b]
     assert len(compiled) == (2 if fuse else 0)   # the mask; its scale and select
     np.testing.assert_array_equal(step(x, layer), theirs(x, training=True))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_compiled_fast_masks_are_those_of_tensorflows_kernels(dtype):
+    """`--fast_dropout`'s masks compiled (8 elements per Philox block, 16-bit
+    halves) equal `fast_dropout`'s from TensorFlow's kernels, values and gradients."""
+    rng = np.random.default_rng(4)
+    for shape in ((1,), (3, 5, 7), (4, 12, 16, 16)):
+        x = tf.cast(rng.normal(size=shape), dtype)
+        dy = tf.cast(rng.normal(size=shape), dtype)
+        seed = tf.constant([2**40 + 9, -5], tf.int64)   # a SeedGenerator's draw: int64
+        outputs = []
+        for fn in (lambda x: dropout.compiled_dropout(x, 0.1, seed, fast=True),
+                   lambda x: dropout.fast_dropout(x, 0.1, seed)):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = fn(x)
+            outputs.append((_bits(y), _bits(tape.gradient(y, x, output_gradients=dy))))
+        np.testing.assert_array_equal(outputs[0][0], outputs[1][0], err_msg=str(shape))
+        np.testing.assert_array_equal(outputs[0][1], outputs[1][1], err_msg=str(shape))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])

@@ -65,7 +65,7 @@ def test_fused_attention_has_keras_values_masks_and_gradients(dtype, tolerance, 
                                    rtol=tolerance, atol=tolerance * scale)
 
 
-def test_dropout_actually_drops_and_fast_masks_stay_unfused(monkeypatch):
+def test_dropout_actually_drops_and_fast_masks_are_compiled_alike(monkeypatch):
     layer = _layer("float32")
     x, bias = _inputs()
     layer.dropout.seed_generator.state.assign([0, 7])
@@ -73,5 +73,10 @@ def test_dropout_actually_drops_and_fast_masks_stay_unfused(monkeypatch):
     y_eval = layer(x, attention_bias=bias, training=False)
     assert not np.allclose(y_train.numpy(), y_eval.numpy())
     layer.dropout.fast_masks = True
-    _, _, compiled = _run(layer, True, monkeypatch, [0, 7])
-    assert not compiled
+    y_fused, _, compiled = _run(layer, True, monkeypatch, [0, 7])
+    y_plain, _, none = _run(layer, False, monkeypatch, [0, 7])
+    assert len(compiled) == 3 and not none
+    np.testing.assert_array_equal(y_fused.numpy(), y_plain.numpy())
+    layer.dropout.fast_masks = False
+    y_default, _, _ = _run(layer, True, monkeypatch, [0, 7])
+    assert not np.array_equal(y_default.numpy(), y_fused.numpy())
