@@ -6,9 +6,9 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from bert_adapters import dropout as dropout_lib
 from bert_adapters import fused
 from bert_adapters.dense import TokenDense
-from bert_adapters import dropout as dropout_lib
 from bert_adapters.dropout import Dropout
 
 
