@@ -23,7 +23,9 @@ against the rate instead, so one 32-bit draw serves two elements: half the
 generator's work, the same Bernoulli masks except that the dropout rate is
 rounded to a multiple of 2^-16 (0.1 -> 0.1000061) and kept values are scaled
 by the exact inverse of the rounded keep rate. The masks differ from Keras',
-so they are opt-in; they are drawn by TensorFlow's kernels.
+so they are opt-in. `keep_bits(fast=True)` compiles them the same way (eight
+elements per Philox block); where the compiled loops do not apply,
+`fast_dropout` draws the same masks with TensorFlow's kernels.
 """
 
 import math
