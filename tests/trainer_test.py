@@ -316,6 +316,24 @@ def test_bf16_mixed_precision_trains_and_restores_the_policy(tiny, tmp_path):
     assert all(w.dtype == np.float32 for w in weights.values())
 
 
+def test_bf16_matmul_kernels_agree_and_the_choice_is_restored(tiny, tmp_path):
+    from bert_adapters import dense
+
+    losses = {}
+    for kernels in ("bfloat16", "float32"):
+        results = trainer.run(_config(tiny, mixed_precision="bf16", bf16_matmuls=kernels,
+                                      do_eval=True, max_train_steps=2),
+                              str(tmp_path / kernels))
+        losses[kernels] = results["eval_loss"]
+        assert dense.bf16_matmuls == "auto"
+        with open(tmp_path / kernels / "run_config.json") as f:
+            assert json.load(f)["bf16_matmul_kernels"] == kernels
+    assert losses["float32"] == pytest.approx(losses["bfloat16"], rel=2e-2)
+    with pytest.raises(trainer.RunError, match="--bf16_matmuls='fp8': expected one of auto"):
+        trainer.run(_config(tiny, bf16_matmuls="fp8"), str(tmp_path / "bad"))
+    assert not (tmp_path / "bad").exists()
+
+
 def test_command_line_exit_code_and_message(tiny, tmp_path):
     import subprocess
     import sys

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from bert_adapters import artifact, checkpoints, dropout, io_utils, tuning
+from bert_adapters import artifact, checkpoints, dense, dropout, io_utils, tuning
 from bert_adapters.fingerprint import base_fingerprint
 from bert_adapters.heads import MASKED_LOGIT
 from bert_adapters.tokenization import BertTokenizer
@@ -75,7 +75,7 @@ def run(config, output_dir, step_callback=None, strategy=None):
     # before anything touches TensorFlow's context (see distribution.py).
     strategy = strategy or distribution.strategy_from_config(config)
     try:
-        with _precision_policy(config.mixed_precision), \
+        with _precision_policy(config.mixed_precision, config.bf16_matmuls), \
                 _write_dir(strategy, output_dir) as write_dir:
             return _run(config, output_dir, write_dir, step_callback, strategy)
     except _LOST_WORKER_ERRORS as err:
@@ -280,6 +280,9 @@ def _check_config(config):
                        "directory (or its task_artifact) of an earlier training run")
     if config.mixed_precision not in PRECISION_POLICIES:
         raise RunError(f"--mixed_precision={config.mixed_precision!r}: expected bf16 or fp16")
+    if config.bf16_matmuls not in dense.BF16_MATMULS:
+        raise RunError(f"--bf16_matmuls={config.bf16_matmuls!r}: expected one of "
+                       f"{', '.join(dense.BF16_MATMULS)}")
     for field in ("max_seq_length", "train_batch_size", "eval_batch_size",
                   "iterations_per_loop", "save_checkpoints_steps"):
         if getattr(config, field) < 1:
@@ -333,6 +336,10 @@ def _write_run_config(output_dir, config, encoder, fingerprint, kind, write=True
     record = {"settings": config.to_json(), "encoder_source": getattr(encoder, "source", None),
               "base_fingerprint": fingerprint, "task_kind": kind.name, **kind.record(),
               "encoder_config": encoder.config.architecture()}
+    if config.mixed_precision == "bf16":
+        # What --bf16_matmuls=auto chose on this machine.
+        record["bf16_matmul_kernels"] = ("float32" if dense.float32_kernels(tf.bfloat16)
+                                         else "bfloat16")
     if io_utils.exists(path) and config.do_train:
         old = io_utils.read_json(path)
         changed = [f"{f}: {old['settings'].get(f)!r} -> {record['settings'].get(f)!r}"
@@ -352,13 +359,15 @@ def _jsonable(value):
 
 
 @contextlib.contextmanager
-def _precision_policy(name):
-    previous = keras.config.dtype_policy()
+def _precision_policy(name, bf16_matmuls):
+    previous = keras.config.dtype_policy(), dense.bf16_matmuls
     keras.config.set_dtype_policy(PRECISION_POLICIES[name])
+    dense.bf16_matmuls = bf16_matmuls
     try:
         yield
     finally:
-        keras.config.set_dtype_policy(previous)
+        keras.config.set_dtype_policy(previous[0])
+        dense.bf16_matmuls = previous[1]
 
 
 # === Training ===
