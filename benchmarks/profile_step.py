@@ -119,13 +119,16 @@ def main():
     parser.add_argument("--stock_dropout", action="store_true",
                         help="Keras' masks from TensorFlow's stock kernels, not the compiled "
                              "Philox loop (bert_adapters/dropout.py)")
+    parser.add_argument("--bf16_matmuls", choices=["auto", "bfloat16", "float32"],
+                        default="auto", help="bf16: the dense layers' matmul kernels "
+                                             "(bert_adapters/dense.py)")
     args = parser.parse_args()
 
     import bert_adapters  # noqa: F401  (first: it sets TensorFlow's CPU options)
     import keras
     import tensorflow as tf
 
-    from bert_adapters import checkpoints, dropout, tuning as tuning_lib
+    from bert_adapters import checkpoints, dense, dropout, tuning as tuning_lib
     from bert_adapters.heads import build_classifier_model
     from bert_adapters.training import input_pipeline, trainer
     from bert_adapters.training.optimization import create_optimizer
@@ -134,6 +137,7 @@ def main():
     keras.config.set_dtype_policy({"fp32": "float32", "bf16": "mixed_bfloat16"}[args.precision])
     keras.utils.set_random_seed(0)
     dropout.compiled_masks = not args.stock_dropout
+    dense.bf16_matmuls = args.bf16_matmuls
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     total = 3 + 2 * args.steps
     features, labels = load_features("synthetic128", 32, total)

@@ -18,7 +18,10 @@ the embedded MiniLM-L6 encoder, batch 32:
 `--fast_dropout`'s 16-bit dropout masks (rows "adapters+fast_dropout"), or
 `jit_compile` with the forward and backward pass compiled by XLA, or
 `stock_dropout` with Keras' masks drawn by TensorFlow's stock kernels instead
-of the compiled Philox loop (the same masks and values, slower).
+of the compiled Philox loop (the same masks and values, slower), or
+`bf16_kernels` with bfloat16 matmuls always in oneDNN's bfloat16 kernels
+(`--bf16_matmuls=bfloat16`; the default "auto" runs them through float32
+kernels where a timing at start-up finds those faster, `bert_adapters/dense.py`).
 Settings run in alternating order, one run each per round, the order
 reversed every other round (A B, B A, A B, ...: `--rounds` rounds); every
 figure is the median over rounds of each run's median step time. Each run
@@ -31,7 +34,10 @@ gradients once per shape, which a real run pays once in its first epoch).
 "RSS before step 1" is the process's resident
 memory with model, optimiser and data ready (the framework's own share of
 the peak: TensorFlow's import alone is about 0.6 GB, PyTorch's 0.3 GB). The machine's CPU, its AMX / AVX-512 BF16
-support and the load average are printed with the table.
+support and the load average are printed with the table, and for each run
+"cores busy" (the process's CPU time over the timed steps' wall time) and
+"steal" (the share of the machine's CPU time its hypervisor gave to others
+meanwhile: on a shared VM the main source of run-to-run drift).
 """
 
 import argparse
@@ -116,7 +122,7 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
     import numpy as np
     import tensorflow as tf
 
-    from bert_adapters import checkpoints, dropout, tuning as tuning_lib
+    from bert_adapters import checkpoints, dense, dropout, tuning as tuning_lib
     from bert_adapters.heads import build_classifier_model
     from bert_adapters.training import input_pipeline, packing, trainer
     from bert_adapters.training.optimization import create_optimizer
@@ -137,6 +143,8 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
         model = build_classifier_model(encoder, 2)
         dropout.use_fast_masks(model, option == "fast_dropout")
         dropout.compiled_masks = option != "stock_dropout"
+        dense.bf16_matmuls = {"bf16_kernels": "bfloat16",
+                              "fp32_kernels": "float32"}.get(option, "auto")
         jit_compile = option == "jit_compile"
         optimizer = create_optimizer("bert_adam", 1e-4, total, gradients_reduced_by_caller=True)
         optimizer.build(model.trainable_variables)
@@ -169,20 +177,28 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
     for _ in range(len(priming_rows)):
         float(train_step(priming))
     priming_seconds = time.perf_counter() - started
-    times = []
+    times, cpu = [], []
     for i in range(total):
-        started = time.perf_counter()
+        if i == warmup:
+            machine_started = _machine_cpu_ticks()
+        started, cpu_started = time.perf_counter(), _cpu_seconds()
         float(train_step(iterator))
         if i >= warmup:
             times.append(time.perf_counter() - started)
+            cpu.append(_cpu_seconds() - cpu_started)
+    steal = _steal_share(machine_started, _machine_cpu_ticks())
     step = statistics.median(times)
     timed = shapes[warmup:]
     flops = statistics.mean(step_flops(tuning, r, w, r * w) for r, w in timed)
-    # The matmul rate after training, in the same process and precision.
-    rate = matmul_gflops(precision)
+    # The matmul rate after training, in the same process, of the kernels the
+    # dense layers ran (float32 ones for bf16 with float32 kernels).
+    float32_kernels = precision == "bf16" and dense.float32_kernels(tf.bfloat16)
+    rate = matmul_gflops("fp32" if float32_kernels else precision)
     return {"tuning": tuning, "precision": precision, "padding": padding, "data": data,
             "option": option,
             "step_seconds": step, "examples_per_second": batch_size / step,
+            "cores_busy": sum(cpu) / sum(times), "steal": steal,
+            "float32_kernels": float32_kernels,
             "padded_tokens_per_step": float(np.mean([r * w for r, w in timed])),
             "real_tokens_per_step": float(np.mean([lengths[r].sum() for r in rows[warmup:]])),
             "step_gflop": flops / 1e9, "matmul_gflops": rate,
@@ -191,6 +207,29 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
             "setup_rss_gb": setup_rss,
             "priming_steps": len(priming_rows), "priming_seconds": priming_seconds,
             "trained_params": int(sum(np.prod(v.shape) for v in model.trainable_weights))}
+
+
+def _cpu_seconds():
+    """CPU time this process has used so far, all threads, user and system."""
+    t = os.times()
+    return t.user + t.system
+
+
+def _machine_cpu_ticks():
+    """(steal, total) CPU ticks of the whole machine so far (Linux); None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(t) for t in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice: in user]
+    return ticks[7] if len(ticks) > 7 else 0, sum(ticks[:8])
+
+
+def _steal_share(before, after):
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
 
 
 def current_rss_gb():
@@ -257,8 +296,9 @@ def main():
                         help="fixed,dynamic,grouped,packed (default: fixed for synthetic128, "
                              "fixed,grouped,packed for a task)")
     parser.add_argument("--options", default="default",
-                        help="default,fast_dropout,jit_compile,stock_dropout: also run each "
-                             "of our settings with --fast_dropout's masks / XLA (--jit_compile) "
+                        help="default,fast_dropout,jit_compile,stock_dropout,bf16_kernels: also "
+                             "run each of our settings with --fast_dropout's masks / XLA "
+                             "(--jit_compile) / bfloat16 matmuls in bfloat16 kernels "
                              "/ TensorFlow's stock dropout kernels")
     parser.add_argument("--output", default=None, help="Also write the results as JSON here.")
     parser.add_argument("--reference_python", default=None,
@@ -299,7 +339,8 @@ def main():
             runs[key].append(result)
             print(f"  round {round_index + 1} {' '.join(key):28s} "
                   f"{result['examples_per_second']:6.1f} ex/s  {result['peak_rss_gb']:.2f} GB  "
-                  f"load {result['load_average']:.1f}", file=sys.stderr)
+                  f"load {result['load_average']:.1f}  steal {_num(result, 'steal', '.0%')}",
+                  file=sys.stderr)
     summary = {key: summarise(results) for key, results in runs.items()}
     print(f"\nTraining throughput, MiniLM-L6 (22.7M), batch {args.batch_size}, data {args.data}; "
           f"medians over {args.rounds} alternating rounds (A B, B A, ...) of each run's median "
@@ -307,21 +348,24 @@ def main():
           f"steps\nCPU: {cpu_description()}\n")
     print("| system | tuning | precision | padding | tokens/step (real) | examples/s | "
           "x full FT | x reference | step GFLOP | matmul GFLOP/s | matmul share | "
-          "peak RSS GB | RSS before step 1 GB | priming s (shapes) | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "peak RSS GB | RSS before step 1 GB | priming s (shapes) | cores busy | steal | "
+          "load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (tuning, precision, padding), s in summary.items():
         suffix = tuning[tuning.index("+"):] if "+" in tuning else ""
         full = summary.get(("full" + suffix, precision, padding)) or summary.get(
             ("full", precision, padding))
         ref = summary.get(("reference", precision, "fixed"))
         ours = tuning != "reference"
+        kernels = " (fp32 matmuls)" if s.get("float32_kernels") else ""
         print(f"| {'ours' if ours else s['system']} | {tuning if ours else 'adapters'} | "
-              f"{precision} | {padding} | {s['padded_tokens_per_step']:.0f} "
+              f"{precision}{kernels} | {padding} | {s['padded_tokens_per_step']:.0f} "
               f"({s['real_tokens_per_step']:.0f}) | {s['examples_per_second']:.1f} | "
               f"{_ratio(s, full)} | {_ratio(s, ref)} | {_num(s, 'step_gflop', '.0f')} | "
               f"{_num(s, 'matmul_gflops', '.0f')} | {_num(s, 'matmul_share', '.0%')} | "
               f"{s['peak_rss_gb']:.2f} | {_num(s, 'setup_rss_gb', '.2f')} | "
-              f"{_priming(s)} | {s['load_average']:.1f} |")
+              f"{_priming(s)} | {_num(s, 'cores_busy', '.2f')} | {_num(s, 'steal', '.0%')} | "
+              f"{s['load_average']:.1f} |")
     if args.output:
         with open(args.output, "w") as f:
             json.dump({"cpu": cpu_description(), "runs": {" ".join(k): v for k, v in runs.items()}},
@@ -334,7 +378,8 @@ def summarise(results):
     for key in ("examples_per_second", "step_seconds", "peak_rss_gb", "setup_rss_gb",
                 "priming_seconds",
                 "padded_tokens_per_step",
-                "real_tokens_per_step", "step_gflop", "matmul_gflops", "matmul_share"):
+                "real_tokens_per_step", "step_gflop", "matmul_gflops", "matmul_share",
+                "cores_busy", "steal"):
         values = [r[key] for r in results if r.get(key) is not None]
         out[key] = statistics.median(values) if values else None
     out["load_average"] = max(r["load_average"] for r in results)
