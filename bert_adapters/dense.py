@@ -15,8 +15,9 @@ float32 and rounds the sum once to bfloat16. Casting the operands to float32
 and running the float32 kernel computes the same products and sums, only in
 another order, and rounds once as well (the bias, too, is added before that
 rounding; TensorFlow's bfloat16 kernels round the product, then its sum with
-the bias). Outputs and gradients are the exactly rounded sums within one
-bfloat16 step, almost all of them equal (tests/dense_test.py). The backward
+the bias, and sum the bias gradient in bfloat16). Outputs and gradients
+are the exactly rounded sums within one bfloat16 step, almost all of them
+equal (tests/dense_test.py). The backward
 pass keeps the 16-bit operands, as the bfloat16 kernels' does. On CPUs
 whose bfloat16 kernel is slower than their float32 one (AVX-512 BF16
 without AMX on Intel: oneDNN's `avx512_core_bf16` matmul at 0.55-0.75x its
@@ -83,7 +84,7 @@ def _wide(*tensors):
 
 
 def _wide_gradients(x, kernel, dy):
-    """`(dx, dkernel)` of `x @ kernel` from float32 kernels, each rounded once.
+    """`(dx, dkernel, dy in float32)` of `x @ kernel` from float32 kernels, each rounded once.
 
     The backward pass keeps `x` and `kernel` in their own (16-bit) dtype, as
     the 16-bit kernels' does, and widens them again here, after `dy` exists:
@@ -94,14 +95,14 @@ def _wide_gradients(x, kernel, dy):
     with tf.control_dependencies([dy]):
         xf, kf, dyf = _wide(x, kernel, dy)
     return (tf.cast(tf.matmul(dyf, kf, transpose_b=True), x.dtype),
-            tf.cast(tf.matmul(xf, dyf, transpose_a=True), kernel.dtype))
+            tf.cast(tf.matmul(xf, dyf, transpose_a=True), kernel.dtype), dyf)
 
 
 @tf.custom_gradient
 def _wide_matmul(x, kernel):
     """`x @ kernel` for 2-D bfloat16 operands: float32 products and sums, one rounding."""
     y = tf.cast(tf.matmul(*_wide(x, kernel)), x.dtype)
-    return y, lambda dy: _wide_gradients(x, kernel, dy)
+    return y, lambda dy: _wide_gradients(x, kernel, dy)[:2]
 
 
 @tf.custom_gradient
@@ -111,8 +112,8 @@ def _wide_matmul_bias(x, kernel, bias):
     y = tf.cast(tf.nn.bias_add(tf.matmul(xf, kf), bf), x.dtype)
 
     def grad(dy):
-        dx, dkernel = _wide_gradients(x, kernel, dy)
-        return dx, dkernel, tf.cast(tf.reduce_sum(tf.cast(dy, tf.float32), axis=0), bias.dtype)
+        dx, dkernel, dyf = _wide_gradients(x, kernel, dy)
+        return dx, dkernel, tf.cast(tf.reduce_sum(dyf, axis=0), bias.dtype)
 
     return y, grad
 

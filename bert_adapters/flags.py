@@ -102,8 +102,8 @@ def define_common_flags(max_seq_length=128):
     flags.DEFINE_enum("bf16_matmuls", "auto", ["auto", "bfloat16", "float32"], "With "
                       "--mixed_precision=bf16: run the dense layers' matmuls in bfloat16 "
                       "kernels or cast to float32 kernels (the same products and float32 sums, "
-                      "in another order); auto: whichever this CPU runs faster (timed once; "
-                      "float32 on AVX-512 BF16 CPUs without AMX, for example).")
+                      "in another order); auto: float32 kernels on Intel CPUs with AVX-512 BF16 "
+                      "and no AMX, where they are faster, bfloat16 kernels elsewhere.")
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the forward and backward pass.")
     # Original BERT's TPU flags.
     flags.DEFINE_bool("use_tpu", False, "Original BERT: train on a Cloud TPU (the same as "

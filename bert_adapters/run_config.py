@@ -67,8 +67,8 @@ class RunConfig:
     num_gpus: Optional[int] = None
     mixed_precision: Optional[str] = None   # None, "bf16" or "fp16"
     # bfloat16 matmuls in bfloat16 kernels or through float32 ones (the same
-    # operands, summed in float32 either way; "auto": whichever this CPU runs
-    # faster, timed once): `bert_adapters/dense.py`.
+    # operands, summed in float32 either way; "auto": float32 kernels on the
+    # CPUs where they are faster, from its flags): `bert_adapters/dense.py`.
     bf16_matmuls: str = "auto"
     jit_compile: bool = False
     # Training steps run inside one compiled call (BERT's TPU
