@@ -19,9 +19,9 @@ the embedded MiniLM-L6 encoder, batch 32:
 `jit_compile` with the forward and backward pass compiled by XLA, or
 `stock_dropout` with Keras' masks drawn by TensorFlow's stock kernels instead
 of the compiled Philox loop (the same masks and values, slower), or
-`bf16_kernels` with bfloat16 matmuls always in oneDNN's bfloat16 kernels
-(`--bf16_matmuls=bfloat16`; the default "auto" runs them through float32
-kernels where a timing at start-up finds those faster, `bert_adapters/dense.py`).
+`bf16_kernels` / `fp32_kernels` with bf16 runs' dense matmuls in bfloat16 /
+float32 kernels (`--bf16_matmuls`; the default "auto" takes float32 kernels
+on Intel CPUs with AVX-512 BF16 and no AMX, `bert_adapters/dense.py`).
 Settings run in alternating order, one run each per round, the order
 reversed every other round (A B, B A, A B, ...: `--rounds` rounds); every
 figure is the median over rounds of each run's median step time. Each run
@@ -296,10 +296,10 @@ def main():
                         help="fixed,dynamic,grouped,packed (default: fixed for synthetic128, "
                              "fixed,grouped,packed for a task)")
     parser.add_argument("--options", default="default",
-                        help="default,fast_dropout,jit_compile,stock_dropout,bf16_kernels: also "
-                             "run each of our settings with --fast_dropout's masks / XLA "
-                             "(--jit_compile) / bfloat16 matmuls in bfloat16 kernels "
-                             "/ TensorFlow's stock dropout kernels")
+                        help="default,fast_dropout,jit_compile,stock_dropout,bf16_kernels,"
+                             "fp32_kernels: also run each of our settings with --fast_dropout's "
+                             "masks / XLA (--jit_compile) / TensorFlow's stock dropout kernels / "
+                             "bf16 matmuls in bfloat16 or float32 kernels (--bf16_matmuls)")
     parser.add_argument("--output", default=None, help="Also write the results as JSON here.")
     parser.add_argument("--reference_python", default=None,
                         help="A Python with torch + adapters: also run "
