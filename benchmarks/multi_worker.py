@@ -179,12 +179,10 @@ def run_setting(setting, options, timeout):
 
 
 def cpu_model():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(l.split(":", 1)[1].strip() for l in out.splitlines()
-                    if l.startswith("Model name"))
-    except (OSError, StopIteration):
-        return "unknown CPU"
+    """The CPU model, family and flags that matter here (`bert_adapters.host`)."""
+    sys.path.insert(0, REPO)
+    from bert_adapters import host
+    return host.cpu_description()
 
 
 def compare(settings, options, rounds, timeout):

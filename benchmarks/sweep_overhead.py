@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -151,14 +150,10 @@ def main():
 
 
 def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    """The CPU model, family and flags that matter here (`bert_adapters.host`)."""
+    sys.path.insert(0, REPO)
+    from bert_adapters import host
+    return host.cpu_description()
 
 
 if __name__ == "__main__":

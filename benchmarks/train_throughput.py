@@ -43,7 +43,6 @@ meanwhile: on a shared VM the main source of run-to-run drift).
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -247,27 +246,10 @@ def _cross_entropy(labels, logits):
 
 
 def cpu_description():
-    """The CPU model and which of AMX / AVX-512 BF16 / AVX-512 it has."""
-    model, flags = platform.processor() or "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    family = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            info = dict(l.split(":", 1) for l in f.read().split("\n\n")[0].splitlines() if ":" in l)
-        family = f" (family {info['cpu family'].strip()} model {info['model'].strip()})"
-    except (OSError, KeyError):
-        pass
-    has = lambda *names: "yes" if all(n in flags for n in names) else "no"  # noqa: E731
-    return (f"{model}{family}, {os.cpu_count()} logical CPUs; AMX: {has('amx_tile', 'amx_bf16')}, "
-            f"AVX-512 BF16: {has('avx512_bf16')}, AVX-512F: {has('avx512f')}")
+    """The CPU model and which of AMX / AVX-512 BF16 / AVX-512 it has (`bert_adapters.host`)."""
+    sys.path.insert(0, REPO)
+    from bert_adapters import host
+    return host.cpu_description()
 
 
 def _run(cmd):

@@ -36,6 +36,8 @@ import tensorflow as tf
 from absl import logging
 from keras import ops
 
+from bert_adapters import host
+
 BF16_MATMULS = ("auto", "bfloat16", "float32")
 bf16_matmuls = "auto"   # Process-wide; read when a function is traced.
 
@@ -135,26 +137,14 @@ def float32_faster():
     that a run's numbers do not depend on the load of the moment: Intel CPUs
     with AVX-512 BF16 but no AMX, where oneDNN's bfloat16 matmul runs at
     0.55-0.75x its float32 rate (measured on a Xeon family 6 model 207).
-    Everywhere else bfloat16 kernels: AMX, AMD Zen 4 (bfloat16 at 1.9-2x the
-    float32 rate), other CPUs not measured, GPUs and TPUs.
+    Everywhere else bfloat16 kernels: AMX, AMD Zen 4 and Zen 5 (bfloat16 at
+    1.9-2x the float32 rate), other CPUs not measured, GPUs and TPUs.
     """
     if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
         return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            info = f.read()
-    except OSError:
-        return False
-    faster = intel_bf16_without_amx(info)
+    faster = host.intel_bf16_without_amx()
     if faster:
         logging.info("bfloat16 matmuls run through float32 kernels on this CPU (AVX-512 BF16 "
                      "without AMX); --bf16_matmuls=bfloat16 keeps bfloat16 kernels")
     return faster
 
-
-def intel_bf16_without_amx(cpuinfo):
-    """Whether `/proc/cpuinfo`'s text describes an Intel CPU with AVX-512 BF16 and no AMX."""
-    first = {key.strip(): value.strip() for key, value in (
-        line.split(":", 1) for line in cpuinfo.split("\n\n")[0].splitlines() if ":" in line)}
-    vendor, flags = first.get("vendor_id", ""), set(first.get("flags", "").split())
-    return vendor == "GenuineIntel" and "avx512_bf16" in flags and "amx_bf16" not in flags
