@@ -29,6 +29,7 @@ elements per Philox block); where the compiled loops do not apply,
 """
 
 import math
+import typing
 
 import keras
 import numpy as np
@@ -126,10 +127,19 @@ def unpack_keep(bits, shape, per_byte):
     return tf.reshape(tf.reshape(keep, [-1])[:tf.reduce_prod(shape)], shape)
 
 
-def _scaled_select(x, bits, scale, per_byte):
-    """`where(keep, x * scale, 0)`, in `scale`'s dtype: dropout's forward and backward."""
-    x = tf.cast(x, scale.dtype)
-    return tf.where(unpack_keep(bits, tf.shape(x), per_byte), x * scale, tf.zeros([], x.dtype))
+class KeepMask(typing.NamedTuple):
+    """A dropout's keep mask, `per_byte` elements packed per uint8 of `bits`
+    (`unpack_keep`), and the kept values' `scale` (a scalar of the output dtype)."""
+    bits: tf.Tensor
+    per_byte: int
+    scale: tf.Tensor
+
+
+def _scaled_select(x, mask):
+    """`where(keep, x * scale, 0)`, in the scale's dtype: dropout's forward and backward."""
+    x = tf.cast(x, mask.scale.dtype)
+    keep = unpack_keep(mask.bits, tf.shape(x), mask.per_byte)
+    return tf.where(keep, x * mask.scale, tf.zeros([], x.dtype))
 
 
 _KEEP_BITS = fused.compile(_philox_keep_bits)
@@ -156,9 +166,9 @@ def _fast_threshold(rate):
 
 
 def keep_bits(like, rate, seed, dtype=None, fast=False):
-    """`(bits, per_byte, scale)`: a dropout's keep mask for an `x` of `like`'s
-    shape and `dtype` (default `like`'s), packed `per_byte` elements per uint8
-    (`unpack_keep`) by one XLA loop, and the kept values' scale in `dtype`.
+    """A `KeepMask`: a dropout's keep mask for an `x` of `like`'s shape and
+    `dtype` (default `like`'s), packed by one XLA loop, and the kept values'
+    scale in `dtype`.
 
     `seed`: a `SeedGenerator` draw. The default mask is the one
     `tf.nn.experimental.stateless_dropout` draws with Keras' cast of it
@@ -170,11 +180,11 @@ def keep_bits(like, rate, seed, dtype=None, fast=False):
         key, counter = gen_stateless_random_ops_v2.stateless_random_get_key_counter(
             tf.cast(seed, tf.int64))
         scale = tf.cast(2 ** MASK_BITS / (2 ** MASK_BITS - threshold), dtype)
-        return _KEEP_BITS(key, counter, like, threshold, MASK_BITS, 2), 8, scale
+        return KeepMask(_KEEP_BITS(key, counter, like, threshold, MASK_BITS, 2), 8, scale)
     key, counter = gen_stateless_random_ops_v2.stateless_random_get_key_counter(keras_seed(seed))
     threshold, mantissa_bits = keep_threshold(rate, dtype)
     scale = tf.constant(1 / (1 - rate), dtype)
-    return _KEEP_BITS(key, counter, like, threshold, mantissa_bits, 1), 4, scale
+    return KeepMask(_KEEP_BITS(key, counter, like, threshold, mantissa_bits, 1), 4, scale)
 
 
 def compiled_dropout(x, rate, seed, fast=False):
@@ -183,9 +193,8 @@ def compiled_dropout(x, rate, seed, fast=False):
 
     @tf.custom_gradient
     def forward(x):
-        bits, per_byte, scale = keep_bits(x, rate, seed, fast=fast)
-        return (scaled_select(x, bits, scale, per_byte),
-                lambda dy: scaled_select(dy, bits, scale, per_byte))
+        mask = keep_bits(x, rate, seed, fast=fast)
+        return scaled_select(x, mask), lambda dy: scaled_select(dy, mask)
 
     return forward(x)
 

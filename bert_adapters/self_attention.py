@@ -12,13 +12,13 @@ from bert_adapters.dense import TokenDense
 from bert_adapters.dropout import Dropout
 
 
-def _probs_gradient(dy, bits, probs, scale, per_byte):
+def _probs_gradient(dy, mask, probs):
     """The scores' gradient of `dropout(cast(softmax(scores)))`.
 
-    `bits`: the dropout's keep mask, packed (`dropout.keep_bits`).
+    `mask`: the dropout's packed keep mask (`dropout.keep_bits`).
     """
-    keep = dropout_lib.unpack_keep(bits, tf.shape(dy), per_byte)
-    dy = tf.where(keep, dy, tf.zeros([], dy.dtype)) * scale  # dropout's (select, scale)
+    keep = dropout_lib.unpack_keep(mask.bits, tf.shape(dy), mask.per_byte)
+    dy = tf.where(keep, dy, tf.zeros([], dy.dtype)) * mask.scale  # dropout's (select, scale)
     g = tf.cast(dy, probs.dtype)  # the cast's
     return (g - tf.reduce_sum(g * probs, axis=-1, keepdims=True)) * probs  # softmax's
 
@@ -44,9 +44,9 @@ def dropped_softmax(scores, dtype, rate, seed, fast=False):
     @tf.custom_gradient
     def forward(scores):
         probs = tf.nn.softmax(scores, axis=-1)
-        bits, per_byte, scale = dropout_lib.keep_bits(probs, rate, seed, dtype=dtype, fast=fast)
-        y = dropout_lib.scaled_select(probs, bits, scale, per_byte)
-        return y, lambda dy: _FUSED_PROBS_GRADIENT(dy, bits, probs, scale, per_byte)
+        mask = dropout_lib.keep_bits(probs, rate, seed, dtype=dtype, fast=fast)
+        y = dropout_lib.scaled_select(probs, mask)
+        return y, lambda dy: _FUSED_PROBS_GRADIENT(dy, mask, probs)
 
     return forward(scores)
 
