@@ -50,8 +50,9 @@ def test_fused_attention_has_keras_values_masks_and_gradients(dtype, tolerance, 
     state = layer.dropout.seed_generator.state.numpy()
     y_fused, g_fused, compiled = _run(layer, True, monkeypatch, state)
     y_plain, g_plain, none = _run(layer, False, monkeypatch, state)
-    # The mask, its scale and select, the backward pass: three XLA loops.
-    assert len(compiled) == 3 and not none
+    # The scores' cast and bias add, the mask, its scale and select, the
+    # backward pass: four XLA loops.
+    assert len(compiled) == 4 and not none
     # Bit for bit: the same softmax, the same dropout masks from the same seed.
     np.testing.assert_array_equal(tf.cast(y_fused, tf.float32).numpy(),
                                   tf.cast(y_plain, tf.float32).numpy())
@@ -75,7 +76,7 @@ def test_dropout_actually_drops_and_fast_masks_are_compiled_alike(monkeypatch):
     layer.dropout.fast_masks = True
     y_fused, _, compiled = _run(layer, True, monkeypatch, [0, 7])
     y_plain, _, none = _run(layer, False, monkeypatch, [0, 7])
-    assert len(compiled) == 3 and not none
+    assert len(compiled) == 4 and not none
     np.testing.assert_array_equal(y_fused.numpy(), y_plain.numpy())
     layer.dropout.fast_masks = False
     y_default, _, _ = _run(layer, True, monkeypatch, [0, 7])
