@@ -15,7 +15,8 @@ float32 and rounds the sum once to bfloat16. Casting the operands to float32
 and running the float32 kernel computes the same products and sums, only in
 another order, and rounds once as well (the bias, too, is added before that
 rounding; TensorFlow's bfloat16 kernels round the product, then its sum with
-the bias, and sum the bias gradient in bfloat16). Outputs and gradients
+the bias). With either kernel the bias gradient is summed in float32
+(TensorFlow's own sums it in bfloat16: `_matmul_bias`). Outputs and gradients
 are the exactly rounded sums within one bfloat16 step, almost all of them
 equal (tests/dense_test.py). The backward
 pass keeps the 16-bit operands, as the bfloat16 kernels' does. On CPUs
@@ -90,8 +91,8 @@ def _matmul_bias(x, kernel, bias):
 
     TensorFlow's own gradient sums the bias's over the tokens in bfloat16: once
     the running sum is large the small terms are lost (over 4096 tokens of a
-    unit-normal gradient, errors of several units on sums of tens; and its
-    bfloat16 reduction is slower than a matmul). Here the sum is `ones @ dy`, a
+    unit-normal gradient, sums of median size 40 were off by 2.4 in the median,
+    up to 26; and its bfloat16 reduction is slower than a matmul). Here the sum is `ones @ dy`, a
     bfloat16 matmul: exact products, float32 sums, one rounding (tested within
     one bfloat16 step of the exact sum). The input and kernel gradients are
     TensorFlow's own MatMul gradients.

@@ -71,6 +71,18 @@ def test_bf16_matmul_outputs_and_gradients_are_the_rounded_exact_sums(bf16_polic
             assert np.mean(ulps == 0) > 0.98, (name, np.mean(ulps == 0))
 
 
+@pytest.mark.parametrize("kernels", ["float32", "bfloat16"])
+def test_bias_gradient_over_many_tokens_is_the_rounded_sum(bf16_policy, kernels):
+    # 4096 tokens, as a batch of 32 x 128: summed in bfloat16 (TensorFlow's
+    # own bias gradient), sums of size ~40 came out several units off.
+    rng = np.random.default_rng(1)
+    x = tf.cast(rng.normal(size=(32, 128, 8)), tf.bfloat16)
+    dy = tf.cast(rng.normal(size=(32, 128, 40)), tf.bfloat16)
+    _, _, _, _, dbias = _layer_and_gradients(x, dy, kernels)
+    exact = _bf16(tf.cast(dy, tf.float32)).sum(axis=(0, 1))
+    assert _ulps(tf.cast(dbias, tf.float64).numpy(), _bf16(exact)).max() <= 1.0 + 1e-9
+
+
 def test_float32_kernels_appear_only_for_bfloat16(bf16_policy, monkeypatch):
     monkeypatch.setattr(dense, "float32_faster", lambda: pytest.fail("timed for no reason"))
     dense.bf16_matmuls = "auto"
