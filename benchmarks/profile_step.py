@@ -31,7 +31,11 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 
 XLA_OP_TYPE = "XlaFusion"
-XLA_FUSION = re.compile(r"[a-z_0-9]+_fusion(\.[0-9]+)?")
+# XLA's thunks: fusions named after their ops ("multiply_convert_fusion",
+# "shift-left_or_fusion", "ynn_fusion") and single ops it wraps
+# ("wrapped_reduce-window"). Hyphens included: a pattern without them missed
+# the dropout masks' packing loops and the softmax gradients' row sums.
+XLA_FUSION = re.compile(r"[a-z0-9_.\-]*_fusion(\.[0-9]+)?|wrapped_[a-z0-9_.\-]+")
 MATMUL_TYPES = ("MatMul", "BatchMatMul", "Einsum", "FusedMatMul", "Conv")
 GROUPS = (
     ("matmul", lambda t: any(m in t for m in MATMUL_TYPES)),

@@ -66,8 +66,13 @@ def _tanh_slope(x):
     return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - tf.square(t)) * c * (1.0 + 3.0 * k * x2)
 
 
-def _input_gradient(slope):
+def _input_gradient(slope, convert=False):
+    """`dy * slope(x)` in float32 (float64 for float64); `convert`: through
+    `fused.widen` / `fused.narrow` (inside a compiled loop)."""
     def input_gradient(x, dy):
+        if convert:
+            xf = fused.widen(x)
+            return fused.narrow(fused.widen(dy) * slope(xf), x.dtype)
         xf = _wide(x)
         return tf.cast(tf.cast(dy, xf.dtype) * slope(xf), x.dtype)
     return input_gradient
@@ -81,7 +86,10 @@ _GRADIENTS = {
     "gelu": _input_gradient(_exact_slope),
     "gelu_tanh": _input_gradient(_tanh_slope),
 }
-_FUSED_GRADIENTS = {name: fused.compile(fn) for name, fn in _GRADIENTS.items()}
+_FUSED_GRADIENTS = {
+    "gelu": fused.compile(_input_gradient(_exact_slope, convert=True)),
+    "gelu_tanh": fused.compile(_input_gradient(_tanh_slope, convert=True)),
+}
 
 
 def _gradient(name, x, dy):

@@ -18,15 +18,18 @@ def _probs_gradient(dy, mask, probs, dtype):
     `mask`: the dropout's packed keep mask (`dropout.keep_bits`).
     """
     keep = dropout_lib.unpack_keep(mask.bits, tf.shape(dy), mask.per_byte)
-    dy = tf.where(keep, dy, tf.zeros([], dy.dtype)) * mask.scale  # dropout's (select, scale)
-    g = tf.cast(dy, probs.dtype)  # the cast's
+    dy = tf.where(keep, dy, tf.zeros([], dy.dtype))  # dropout's select
+    if dy.dtype == tf.bfloat16:  # its scale (an exact product, rounded once), the cast's
+        g = fused.widen(fused.narrow(fused.widen(dy) * fused.widen(mask.scale), dy.dtype))
+    else:
+        g = tf.cast(dy * mask.scale, probs.dtype)
     g = (g - tf.reduce_sum(g * probs, axis=-1, keepdims=True)) * probs  # softmax's
-    return tf.cast(g, dtype)  # the scores' cast to float32 (the bias add passes it on)
+    return fused.narrow(g, dtype)  # the scores' cast to float32 (the bias add passes it on)
 
 
 def _biased(scores, bias):
     """`cast(scores, float32) + bias`: the float32 scores softmax takes."""
-    return tf.cast(scores, tf.float32) + tf.cast(bias, tf.float32)
+    return fused.widen(scores) + fused.widen(bias)
 
 
 _FUSED_PROBS_GRADIENT = fused.compile(_probs_gradient)
