@@ -92,10 +92,10 @@ def _matmul_bias(x, kernel, bias):
     TensorFlow's own gradient sums the bias's over the tokens in bfloat16: once
     the running sum is large the small terms are lost (over 4096 tokens of a
     unit-normal gradient, sums of median size 40 were off by 2.4 in the median,
-    up to 26; and its bfloat16 reduction is slower than a matmul). Here the sum is `ones @ dy`, a
-    bfloat16 matmul: exact products, float32 sums, one rounding (tested within
-    one bfloat16 step of the exact sum). The input and kernel gradients are
-    TensorFlow's own MatMul gradients.
+    up to 26; and its bfloat16 reduction is slower than a matmul). Here the
+    sum is `ones @ dy`, a bfloat16 matmul: exact products, float32 sums, one
+    rounding (tested within one bfloat16 step of the exact sum). The input and
+    kernel gradients are TensorFlow's own MatMul gradients.
     """
     y = tf.nn.bias_add(tf.matmul(x, kernel), bias)
 

@@ -32,6 +32,9 @@ def _biased(scores, bias):
     return fused.widen(scores) + fused.widen(bias)
 
 
+# One XLA loop instead of seven passes over `[batch, heads, seq, seq]` (select,
+# scale, cast, two products, sum, difference): 1.7x faster (fused.py); and one
+# for the scores' cast and bias add, which were two.
 _FUSED_PROBS_GRADIENT = fused.compile(_probs_gradient)
 _FUSED_BIASED = fused.compile(_biased)
 
