@@ -137,16 +137,9 @@ class KeepMask(typing.NamedTuple):
 
 def _scaled_select(x, mask):
     """`where(keep, x * scale, 0)`, in the scale's dtype: dropout's forward and backward."""
-    dtype = mask.scale.dtype
-    if dtype == tf.bfloat16:
-        # x rounded to bfloat16, times the scale (the product of two bfloat16
-        # values is exact in float32), rounded once: bfloat16's own product.
-        x = fused.widen(fused.narrow(x, dtype) if x.dtype == tf.float32 else x)
-        y = fused.narrow(x * fused.widen(mask.scale), dtype)
-    else:
-        y = tf.cast(x, dtype) * mask.scale
+    y = fused.multiply(fused.narrow(x, mask.scale.dtype), mask.scale)
     keep = unpack_keep(mask.bits, tf.shape(y), mask.per_byte)
-    return tf.where(keep, y, tf.zeros([], dtype))
+    return tf.where(keep, y, tf.zeros([], y.dtype))
 
 
 _KEEP_BITS = fused.compile(_philox_keep_bits)

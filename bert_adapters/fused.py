@@ -77,6 +77,15 @@ def narrow(x, dtype):
     return tf.cast(x, dtype)
 
 
+def multiply(x, scale):
+    """`x * scale` in `x`'s dtype (`scale` a scalar of it), inside a compiled loop:
+    bfloat16 on CPUs as the exact float32 product rounded once by `narrow`,
+    the bits of bfloat16's own product."""
+    if x.dtype == tf.bfloat16 and _host_cpu_only():
+        return narrow(widen(x) * widen(scale), x.dtype)
+    return x * scale
+
+
 def choose(fused_fn, plain_fn):
     """`fused_fn` if `active()`, else `plain_fn`."""
     return fused_fn if active() else plain_fn

@@ -19,10 +19,7 @@ def _probs_gradient(dy, mask, probs, dtype):
     """
     keep = dropout_lib.unpack_keep(mask.bits, tf.shape(dy), mask.per_byte)
     dy = tf.where(keep, dy, tf.zeros([], dy.dtype))  # dropout's select
-    if dy.dtype == tf.bfloat16:  # its scale (an exact product, rounded once), the cast's
-        g = fused.widen(fused.narrow(fused.widen(dy) * fused.widen(mask.scale), dy.dtype))
-    else:
-        g = tf.cast(dy * mask.scale, probs.dtype)
+    g = tf.cast(fused.widen(fused.multiply(dy, mask.scale)), probs.dtype)  # its scale, the cast's
     g = (g - tf.reduce_sum(g * probs, axis=-1, keepdims=True)) * probs  # softmax's
     return fused.narrow(g, dtype)  # the scores' cast to float32 (the bias add passes it on)
 
