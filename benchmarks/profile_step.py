@@ -126,11 +126,18 @@ def main():
     parser.add_argument("--bf16_matmuls", choices=["auto", "bfloat16", "float32"],
                         default="auto", help="bf16: the dense layers' matmul kernels "
                                              "(bert_adapters/dense.py)")
+    parser.add_argument("--sequential", action="store_true",
+                        help="One op at a time (inter-op threads 1; each op still uses every "
+                             "core): kernel times then add up to the step, without two "
+                             "concurrent ops inflating each other's time")
     args = parser.parse_args()
 
     import bert_adapters  # noqa: F401  (first: it sets TensorFlow's CPU options)
     import keras
     import tensorflow as tf
+
+    if args.sequential:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
 
     from bert_adapters import checkpoints, dense, dropout, tuning as tuning_lib
     from bert_adapters.heads import build_classifier_model
@@ -173,12 +180,15 @@ def main():
     totals, by_name = op_times(logdir, args.names_of or "-")
     kernel = sum(t for t, _ in totals.values())
     step = statistics.median(times)
-    print(f"\n{args.tuning} {args.precision}, batch 32 x 128: step {step:.3f} s untraced; "
+    print(f"\n{args.tuning} {args.precision}, batch 32 x 128"
+          f"{', one op at a time' if args.sequential else ''}: step {step:.3f} s untraced; "
           f"kernel time {kernel / 1e6 / args.steps:.3f} s per step (summed over both cores' "
           f"threads, so it can exceed the step)\n")
     groups = collections.defaultdict(float)
     for op_type, (t, _) in totals.items():
         groups[_group(op_type)] += t
+    print(f"matmul kernels {groups['matmul'] / 1e3 / args.steps:.1f} ms per step, "
+          f"the rest {(kernel - groups['matmul']) / 1e3 / args.steps:.1f} ms\n")
     print("| group | share of kernel time |\n|---|---|")
     for name, t in sorted(groups.items(), key=lambda kv: -kv[1]):
         print(f"| {name} | {t / kernel:.1%} |")
