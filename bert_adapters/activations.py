@@ -7,8 +7,12 @@ TF1 BERT, TF Hub, Model Garden and keras-hub use the tanh approximation
 Both compute their forward values with Keras' (TensorFlow's) own formula,
 bit for bit (the exact form takes its 16-bit `erfc` through float32, which
 gives the same bits for every bfloat16 and float16 input and runs 3.4x
-faster: tests/activations_test.py checks all 65,536 of each), but carry a
-hand-written gradient that keeps only the input for the backward pass.
+faster: tests/activations_test.py checks all 65,536 of each). A 16-bit
+input has only 65,536 values: in a traced step on a CPU the forward pass is
+one compiled gather from a table of the traced formula's value at each
+(`fused.lookup`; the same bits, 5-10x faster than the formula's TensorFlow
+kernels on `[4096, 1536]`). Both carry a hand-written gradient that keeps
+only the input for the backward pass.
 Differentiating the composite formula op by op keeps three intermediates of
 the input's size as well (the erfc argument and output and 0.5 x; for the
 tanh form x^3 terms and the tanh): on BERT's feed-forward layer,
@@ -24,9 +28,11 @@ TensorFlow kernels otherwise, each a pass over the tensor: 3x slower); where
 XLA is missing, op by op (`fused.py`).
 """
 
+import functools
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from bert_adapters import fused
@@ -49,6 +55,34 @@ def _erfc(x):
     if x.dtype in (tf.bfloat16, tf.float16):
         return tf.cast(tf.math.erfc(tf.cast(x, tf.float32)), x.dtype)
     return tf.math.erfc(x)
+
+
+def _exact_form(x):
+    # tf.nn.gelu(x, approximate=False), op for op, in x's dtype.
+    return 0.5 * x * _erfc(-x * tf.cast(_SQRT_HALF, x.dtype))
+
+
+def _tanh_form(x):
+    return keras.activations.gelu(x, approximate=True)
+
+
+_FORMS = {"gelu": _exact_form, "gelu_tanh": _tanh_form}
+
+
+@functools.cache
+def _table(name, dtype):
+    """The traced form's value at every 16-bit pattern of `dtype`, in bit order."""
+    with tf.init_scope():
+        every = tf.bitcast(tf.constant(np.arange(2 ** 16, dtype=np.uint16)), dtype)
+        return tf.function(_FORMS[name])(every)
+
+
+def _forward(name, x):
+    """Keras' values of the GELU `name`: 16-bit inputs of a traced step from
+    `_table` (`fused.lookup`), the rest by the formula."""
+    if fused.tabulated(x):
+        return fused.lookup(_table(name, x.dtype), x)
+    return _FORMS[name](x)
 
 
 def _exact_slope(x):
@@ -96,17 +130,14 @@ def _gradient(name, x, dy):
 def gelu_exact(x):
     """`x * Phi(x)` (erf form), Keras' values; gradient from `x` alone."""
     x = tf.convert_to_tensor(x)
-    # tf.nn.gelu(x, approximate=False), op for op, in x's dtype.
-    y = 0.5 * x * _erfc(-x * tf.cast(_SQRT_HALF, x.dtype))
-    return y, lambda dy: _gradient("gelu", x, dy)
+    return _forward("gelu", x), lambda dy: _gradient("gelu", x, dy)
 
 
 @tf.custom_gradient
 def gelu_tanh(x):
     """The tanh approximation, Keras' values; gradient from `x` alone."""
     x = tf.convert_to_tensor(x)
-    y = keras.activations.gelu(x, approximate=True)
-    return y, lambda dy: _gradient("gelu_tanh", x, dy)
+    return _forward("gelu_tanh", x), lambda dy: _gradient("gelu_tanh", x, dy)
 
 
 def get(name):
