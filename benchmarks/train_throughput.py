@@ -1,7 +1,8 @@
 """Training throughput and peak memory: adapters, full fine-tuning and the reference library.
 
   .venv/bin/python benchmarks/train_throughput.py --data=synthetic128 \
-      [--reference_python=/tmp/refvenv/bin/python] [--rounds=3]
+      [--reference_python=/tmp/refvenv/bin/python [--reference_tunings=adapters,full]] \
+      [--rounds=3]
   .venv/bin/python benchmarks/train_throughput.py --data=mrpc \
       --paddings=fixed,grouped,packed [--reference_python=...]
 
@@ -14,6 +15,11 @@ the embedded MiniLM-L6 encoder, batch 32:
     ("fixed", the reference library's usual padding), to each batch's longest
     ("dynamic"), batched by similar length ("grouped"), or packed several
     per row ("packed", `--pack_sequences`).
+The reference library (`--reference_python`, reference_adapters_torch.py)
+trains its adapters, and with `--reference_tunings=adapters,full` also every
+weight of the same model: its own adapters / full ratio beside ours ("x full
+FT"); "x reference" compares each of our runs with the library's run of the
+same tuning.
 `--options=default,fast_dropout` also runs each of our settings with
 `--fast_dropout`'s 16-bit dropout masks (rows "adapters+fast_dropout"), or
 `jit_compile` with the forward and backward pass compiled by XLA, or
@@ -286,6 +292,10 @@ def main():
     parser.add_argument("--reference_python", default=None,
                         help="A Python with torch + adapters: also run "
                              "reference_adapters_torch.py (padding to 128) for each precision.")
+    parser.add_argument("--reference_tunings", default="adapters",
+                        help="adapters,full: the reference library's runs (full: PyTorch "
+                             "fine-tuning every weight of the same model, for its own "
+                             "adapters / full ratio)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -309,10 +319,12 @@ def main():
                         f"--worker={tuning}:{precision}:{padding}:{option}"]
         if args.reference_python:
             script = os.path.join(REPO, "benchmarks", "reference_adapters_torch.py")
-            commands[("reference", precision, "fixed")] = [
-                args.reference_python, script, f"--precision={precision}",
-                f"--steps={args.steps}", f"--warmup={args.warmup}",
-                f"--batch_size={args.batch_size}", f"--data={args.data}"]
+            for tuning in args.reference_tunings.split(","):
+                key = "reference" if tuning == "adapters" else f"reference_{tuning}"
+                commands[(key, precision, "fixed")] = [
+                    args.reference_python, script, f"--precision={precision}",
+                    f"--tuning={tuning}", f"--steps={args.steps}", f"--warmup={args.warmup}",
+                    f"--batch_size={args.batch_size}", f"--data={args.data}"]
     order = list(commands)
     runs = {key: [] for key in order}
     for round_index in range(args.rounds):
@@ -329,18 +341,24 @@ def main():
           f"of {args.steps} "
           f"steps\nCPU: {cpu_description()}\n")
     print("| system | tuning | precision | padding | tokens/step (real) | examples/s | "
-          "x full FT | x reference | step GFLOP | matmul GFLOP/s | matmul share | "
+          "x full FT | x reference (same tuning) | step GFLOP | matmul GFLOP/s | matmul share | "
           "peak RSS GB | RSS before step 1 GB | priming s (shapes) | cores busy | steal | "
           "load avg |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (tuning, precision, padding), s in summary.items():
         suffix = tuning[tuning.index("+"):] if "+" in tuning else ""
+        ours = not tuning.startswith("reference")
         full = summary.get(("full" + suffix, precision, padding)) or summary.get(
             ("full", precision, padding))
-        ref = summary.get(("reference", precision, "fixed"))
-        ours = tuning != "reference"
+        # The library's run of the same tuning (padding to 128).
+        base = tuning.split("+")[0]
+        ref = summary.get(("reference" if base == "adapters" else f"reference_{base}",
+                           precision, "fixed"))
+        if not ours:
+            full, ref = summary.get(("reference_full", precision, "fixed")), None
+        label = tuning if ours else {"reference": "adapters"}.get(tuning, tuning[10:])
         kernels = " (fp32 matmuls)" if s.get("float32_kernels") else ""
-        print(f"| {'ours' if ours else s['system']} | {tuning if ours else 'adapters'} | "
+        print(f"| {'ours' if ours else s['system']} | {label} | "
               f"{precision}{kernels} | {padding} | {s['padded_tokens_per_step']:.0f} "
               f"({s['real_tokens_per_step']:.0f}) | {s['examples_per_second']:.1f} | "
               f"{_ratio(s, full)} | {_ratio(s, ref)} | {_num(s, 'step_gflop', '.0f')} | "
