@@ -356,7 +356,8 @@ def main():
                            precision, "fixed"))
         if not ours:
             full, ref = summary.get(("reference_full", precision, "fixed")), None
-        label = tuning if ours else {"reference": "adapters"}.get(tuning, tuning[10:])
+        label = tuning if ours else {"reference": "adapters"}.get(
+            tuning, tuning[len("reference_"):])
         kernels = " (fp32 matmuls)" if s.get("float32_kernels") else ""
         print(f"| {'ours' if ours else s['system']} | {label} | "
               f"{precision}{kernels} | {padding} | {s['padded_tokens_per_step']:.0f} "

@@ -10,9 +10,9 @@ gives the same bits for every bfloat16 and float16 input and runs 3.4x
 faster: tests/activations_test.py checks all 65,536 of each). A 16-bit
 input has only 65,536 values: in a traced step on a CPU the forward pass is
 one compiled gather from a table of the traced formula's value at each
-(`fused.lookup`; the same bits, 5-10x faster than the formula's TensorFlow
-kernels on `[4096, 1536]`). Both carry a hand-written gradient that keeps
-only the input for the backward pass.
+(`fused.lookup`; the same bits; on `[4096, 1536]` bfloat16 8.6 -> 1.5 ms
+for the exact form, 8.2 -> 1.7 ms for the tanh form). Both carry a
+hand-written gradient that keeps only the input for the backward pass.
 Differentiating the composite formula op by op keeps three intermediates of
 the input's size as well (the erfc argument and output and 0.5 x; for the
 tanh form x^3 terms and the tanh): on BERT's feed-forward layer,
