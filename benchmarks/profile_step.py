@@ -14,6 +14,10 @@ fusions are present: `_MklFusedMatMul`/`_FusedMatMul` (dense + bias
 [+ activation]), `_MklLayerNorm`/`_FusedBatchNormEx`, `Softmax`, and how
 many `Cast` kernels ran per step. Loops XLA compiled (`bert_adapters/fused.py`)
 appear in the trace under XLA's fusion names, counted as op type `XlaFusion`.
+With `--sequential` the runtime runs one op at a time (inter-op threads 1,
+each op still on every core): kernel times then add up to the step (two ops
+running at once on two cores inflate each other's times), which is the view
+for splitting a step into matmuls and the rest.
 """
 
 import argparse
