@@ -1,0 +1,25 @@
+"""MRPC on the embedded MiniLM-L6: the GLUE row and the trade-off of figures 3 and 4.
+
+  python run_classifier.py --hparams=hparams/minilm_glue_mrpc.py --task_name=MRPC \
+    --data_dir=$GLUE_DIR/MRPC --output_dir=runs/results/glue_mrpc
+  python -m bert_adapters.analysis tradeoff --runs_dir runs/results/glue_mrpc \
+    --output_dir runs/results/tradeoff_mrpc --metric accuracy
+
+Every point of the trade-off is a method of `minilm_glue.METHODS`: adapters of
+size 2, 8, 64 and 256, fine-tuning the top k = 1..6 layers, LayerNorm only,
+full fine-tuning. Stage 1 (each method's rate grid, seed 0) picks the rate on
+dev; stage 2 (`CHOSEN`) adds seeds 1 and 2 at it. Results: docs/results.md.
+"""
+
+from hparams import minilm_glue as base
+
+# The GLUE table's methods first, then the rest of the trade-off.
+METHODS = ["adapters64", "full", "adapters8", "adapters2", "adapters256", "layer_norm",
+           "top1", "top2", "top3", "top4", "top5", "top6"]
+CHOSEN = {}  # Filled from stage 1's dev results.
+
+get_config = base.get_config
+
+
+def get_sweep():
+    return base.stage1(METHODS) + base.stage2(CHOSEN)

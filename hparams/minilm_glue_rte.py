@@ -1,0 +1,19 @@
+"""RTE on the embedded MiniLM-L6: adapters (sizes 64, 8) vs full fine-tuning.
+
+  python run_classifier.py --hparams=hparams/minilm_glue_rte.py --task_name=RTE \
+    --data_dir=$GLUE_DIR/RTE --output_dir=runs/results/glue_rte
+
+Stage 1 (every rate of `minilm_glue.LEARNING_RATES`, seed 0) picks each
+method's rate on dev; stage 2 (`CHOSEN`) adds seeds 1 and 2 at it. Adapters
+of size 8: stage 1 only. Results: docs/results.md.
+"""
+
+from hparams import minilm_glue as base
+
+CHOSEN = {}  # Filled from stage 1's dev results.
+
+get_config = base.get_config
+
+
+def get_sweep():
+    return base.stage1(["adapters64", "full", "adapters8"]) + base.stage2(CHOSEN)
