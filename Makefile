@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 demo: venv
-	$(PY) -m bert_adapters.demo --glue_dir="$(GLUE_DIR)" --output_dir=$(DEMO_DIR)
+	$(PY) -m bert_adapters.cli.demo --glue_dir="$(GLUE_DIR)" --output_dir=$(DEMO_DIR)
 
 test: venv
 	$(PY) -m pytest -q -n 2 --durations=25

@@ -14,7 +14,7 @@ instead. BERT's and adapter-bert's own command lines run unchanged
 
 from absl import app, flags
 
-from bert_adapters import flags as ba_flags
+from bert_adapters.cli import flags as ba_flags
 
 ba_flags.define_classifier_flags()
 flags.adopt_module_key_flags(ba_flags)  # --help lists them.

@@ -14,7 +14,7 @@ With --hparams=hparams/squad_<file>.py it runs that sweep instead.
 
 from absl import app, flags
 
-from bert_adapters import flags as ba_flags
+from bert_adapters.cli import flags as ba_flags
 
 ba_flags.define_squad_flags()
 flags.adopt_module_key_flags(ba_flags)  # --help lists them.

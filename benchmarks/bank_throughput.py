@@ -38,10 +38,12 @@ import bert_adapters  # noqa: E402  (first: it sets TensorFlow's CPU options)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bert_adapters import artifact, checkpoints, heads, load_tokenizer, tuning  # noqa: E402
+from bert_adapters import checkpoints, load_tokenizer  # noqa: E402
+from bert_adapters.checkpoints import artifact  # noqa: E402
+from bert_adapters.model import heads, trainable  # noqa: E402
 from bert_adapters.bank import TaskBank  # noqa: E402
 from bert_adapters.data import get_task, load_split  # noqa: E402
-from bert_adapters.fingerprint import base_fingerprint  # noqa: E402
+from bert_adapters.checkpoints.fingerprint import base_fingerprint  # noqa: E402
 
 TASKS = ("RTE", "SST-2", "MRPC", "CoLA")
 SOURCE = "minilm_l6"
@@ -51,7 +53,7 @@ def synthetic_artifacts(root, adapter_size=64, seed=0):
     """One artifact per task: the base plus perturbed adapters, LayerNorms and head."""
     encoder = checkpoints.load_encoder(SOURCE, adapter_size=adapter_size)
     fingerprint = base_fingerprint(encoder)
-    tuning.apply_tuning(encoder, "adapters")
+    trainable.apply_tuning(encoder, "adapters")
     rng = np.random.default_rng(seed)
     dirs = []
     for name in TASKS:

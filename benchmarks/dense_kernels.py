@@ -6,7 +6,7 @@ Times one `TokenDense` layer of each shape the embedded MiniLM-L6 encoder and
 its adapters use (384 -> 384 attention projections, 384 -> 1536 and
 1536 -> 384 feed-forward, 384 -> 64 -> 384 adapter), under the
 mixed_bfloat16 policy, forward pass plus input and kernel gradients, with
-`bert_adapters.dense.bf16_matmuls` set to "bfloat16" and to "float32"
+`bert_adapters.ops.dense.bf16_matmuls` set to "bfloat16" and to "float32"
 (`--bf16_matmuls`). The two run alternately (A B, B A, ...) and each figure is
 the median over rounds. Prints the CPU and what `--bf16_matmuls=auto` picks
 on it.
@@ -37,7 +37,7 @@ def main():
     import keras
     import tensorflow as tf
 
-    from bert_adapters import dense
+    from bert_adapters.ops import dense
     from train_throughput import cpu_description
 
     keras.config.set_dtype_policy("mixed_bfloat16")

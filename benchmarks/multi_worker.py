@@ -48,8 +48,9 @@ def worker(options):
     import numpy as np
     import tensorflow as tf
 
-    from bert_adapters import checkpoints, tuning
-    from bert_adapters.heads import build_classifier_model
+    from bert_adapters import checkpoints
+    from bert_adapters.model import trainable
+    from bert_adapters.model.heads import build_classifier_model
     from bert_adapters.training import input_pipeline, trainer
     from bert_adapters.training.optimization import create_optimizer
     from train_throughput import load_features
@@ -63,7 +64,7 @@ def worker(options):
     rows = input_pipeline.train_index_matrix(len(labels), batch_size, total, seed=0)
     with strategy.scope():
         encoder = checkpoints.load_encoder("minilm_l6", adapter_size=64)
-        tuning.apply_tuning(encoder, "adapters")
+        trainable.apply_tuning(encoder, "adapters")
         model = build_classifier_model(encoder, 2)
         optimizer = create_optimizer("bert_adam", 1e-4, total, gradients_reduced_by_caller=True)
         optimizer.build(model.trainable_variables)
@@ -179,9 +180,9 @@ def run_setting(setting, options, timeout):
 
 
 def cpu_model():
-    """The CPU model, family and flags that matter here (`bert_adapters.host`)."""
+    """The CPU model, family and flags that matter here (`bert_adapters.ops.host`)."""
     sys.path.insert(0, REPO)
-    from bert_adapters import host
+    from bert_adapters.ops import host
     return host.cpu_description()
 
 

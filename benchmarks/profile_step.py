@@ -12,7 +12,7 @@ share of kernel time, grouped into matmuls, elementwise (GELU parts,
 LayerNorm parts, softmax, dropout, casts, ...) and the rest, plus which
 fusions are present: `_MklFusedMatMul`/`_FusedMatMul` (dense + bias
 [+ activation]), `_MklLayerNorm`/`_FusedBatchNormEx`, `Softmax`, and how
-many `Cast` kernels ran per step. Loops XLA compiled (`bert_adapters/fused.py`)
+many `Cast` kernels ran per step. Loops XLA compiled (`bert_adapters/ops/fused.py`)
 appear in the trace under XLA's fusion names, counted as op type `XlaFusion`.
 With `--sequential` the runtime runs one op at a time (inter-op threads 1,
 each op still on every core): kernel times then add up to the step (two ops
@@ -126,10 +126,10 @@ def main():
                         help="An op type (e.g. Mul): also list its kernels by op name.")
     parser.add_argument("--stock_dropout", action="store_true",
                         help="Keras' masks from TensorFlow's stock kernels, not the compiled "
-                             "Philox loop (bert_adapters/dropout.py)")
+                             "Philox loop (bert_adapters/ops/dropout.py)")
     parser.add_argument("--bf16_matmuls", choices=["auto", "bfloat16", "float32"],
                         default="auto", help="bf16: the dense layers' matmul kernels "
-                                             "(bert_adapters/dense.py)")
+                                             "(bert_adapters/ops/dense.py)")
     parser.add_argument("--sequential", action="store_true",
                         help="One op at a time (inter-op threads 1; each op still uses every "
                              "core): kernel times then add up to the step, without two "
@@ -143,8 +143,10 @@ def main():
     if args.sequential:
         tf.config.threading.set_inter_op_parallelism_threads(1)
 
-    from bert_adapters import checkpoints, dense, dropout, tuning as tuning_lib
-    from bert_adapters.heads import build_classifier_model
+    from bert_adapters import checkpoints
+    from bert_adapters.ops import dense, dropout
+    from bert_adapters.model import trainable
+    from bert_adapters.model.heads import build_classifier_model
     from bert_adapters.training import input_pipeline, trainer
     from bert_adapters.training.optimization import create_optimizer
     from train_throughput import _cross_entropy, load_features
@@ -160,7 +162,7 @@ def main():
     with strategy.scope():
         encoder = checkpoints.load_encoder(
             "minilm_l6", adapter_size=64 if args.tuning == "adapters" else None)
-        tuning_lib.apply_tuning(encoder, args.tuning)
+        trainable.apply_tuning(encoder, args.tuning)
         model = build_classifier_model(encoder, 2)
         optimizer = create_optimizer("bert_adam", 1e-4, total, gradients_reduced_by_caller=True)
         optimizer.build(model.trainable_variables)

@@ -150,9 +150,9 @@ def main():
 
 
 def cpu_model():
-    """The CPU model, family and flags that matter here (`bert_adapters.host`)."""
+    """The CPU model, family and flags that matter here (`bert_adapters.ops.host`)."""
     sys.path.insert(0, REPO)
-    from bert_adapters import host
+    from bert_adapters.ops import host
     return host.cpu_description()
 
 

@@ -27,7 +27,7 @@ same tuning.
 of the compiled Philox loop (the same masks and values, slower), or
 `bf16_kernels` / `fp32_kernels` with bf16 runs' dense matmuls in bfloat16 /
 float32 kernels (`--bf16_matmuls`; the default "auto" takes float32 kernels
-on Intel CPUs with AVX-512 BF16 and no AMX, `bert_adapters/dense.py`).
+on Intel CPUs with AVX-512 BF16 and no AMX, `bert_adapters/ops/dense.py`).
 Settings run in alternating order, one run each per round, the order
 reversed every other round (A B, B A, A B, ...: `--rounds` rounds); every
 figure is the median over rounds of each run's median step time. Each run
@@ -111,7 +111,7 @@ def load_features(data, batch_size, total):
         return features, rng.integers(0, 2, n).astype("int64")
     from bert_adapters import load_tokenizer
     from bert_adapters.data import get_task, load_split
-    from bert_adapters.tokenization import encode
+    from bert_adapters.data.tokenization import encode
 
     task = get_task(TASKS[data])
     examples = load_split(task, "train", os.path.join(DATA_DIR, "glue", task.folder))
@@ -127,8 +127,10 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
     import numpy as np
     import tensorflow as tf
 
-    from bert_adapters import checkpoints, dense, dropout, tuning as tuning_lib
-    from bert_adapters.heads import build_classifier_model
+    from bert_adapters import checkpoints
+    from bert_adapters.ops import dense, dropout
+    from bert_adapters.model import trainable
+    from bert_adapters.model.heads import build_classifier_model
     from bert_adapters.training import input_pipeline, packing, trainer
     from bert_adapters.training.optimization import create_optimizer
 
@@ -144,7 +146,7 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
     with strategy.scope():
         encoder = checkpoints.load_encoder(
             "minilm_l6", adapter_size=ADAPTER if tuning == "adapters" else None)
-        tuning_lib.apply_tuning(encoder, tuning)
+        trainable.apply_tuning(encoder, tuning)
         model = build_classifier_model(encoder, 2)
         dropout.use_fast_masks(model, option == "fast_dropout")
         dropout.compiled_masks = option != "stock_dropout"
@@ -156,7 +158,7 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
         global_step = tf.Variable(0, dtype=tf.int64, trainable=False)
     train_model = model
     if padding == "packed":
-        from bert_adapters.packed_classifier import PackedClassifier
+        from bert_adapters.model.packed_models import PackedClassifier
 
         train_model = PackedClassifier(model, encoder)
         make = lambda r: packing.make_packed_dataset(strategy, features, labels, r)  # noqa: E731
@@ -252,9 +254,9 @@ def _cross_entropy(labels, logits):
 
 
 def cpu_description():
-    """The CPU model and which of AMX / AVX-512 BF16 / AVX-512 it has (`bert_adapters.host`)."""
+    """The CPU model and which of AMX / AVX-512 BF16 / AVX-512 it has (`bert_adapters.ops.host`)."""
     sys.path.insert(0, REPO)
-    from bert_adapters import host
+    from bert_adapters.ops import host
     return host.cpu_description()
 
 

@@ -15,14 +15,14 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 # TensorFlow without its native start-up lines (cuInit, oneDNN notices):
 # they come back with --verbosity=1 or TF_CPP_MIN_LOG_LEVEL=0 (terminal.py).
-from bert_adapters import terminal  # noqa: E402
+from bert_adapters.cli import terminal  # noqa: E402
 
 terminal.quiet_tensorflow()
 
-from bert_adapters.adapter import Adapter  # noqa: E402
-from bert_adapters.bert_encoder import BertConfig, BertEncoder  # noqa: E402
+from bert_adapters.model.adapter import Adapter  # noqa: E402
+from bert_adapters.model.bert_encoder import BertConfig, BertEncoder  # noqa: E402
 from bert_adapters.checkpoints import load_encoder, locate_vocab  # noqa: E402
-from bert_adapters.tokenization import BertTokenizer  # noqa: E402
+from bert_adapters.data.tokenization import BertTokenizer  # noqa: E402
 
 __all__ = ["Adapter", "BertConfig", "BertEncoder", "BertTokenizer", "load_encoder",
            "load_tokenizer", "locate_vocab"]

@@ -4,7 +4,7 @@
     --task_name=RTE --data_dir=$GLUE_DIR/RTE --output_dir=runs/glue_adapters_large/RTE
 
 One directory per task under runs/glue_adapters_large/, then
-`python -m bert_adapters.glue_submission --runs_dir=runs/glue_adapters_large ...`.
+`python -m bert_adapters.cli.glue_submission --runs_dir=runs/glue_adapters_large ...`.
 learning rate {3e-5, 3e-4, 3e-3} x epochs {3, 20} x adapter size {8, 64, 256}
 x 5 seeds = 90 trials per task, best on the validation set. Trials that
 predict the test set carry their GLUE submission files.

@@ -8,7 +8,7 @@
 Every point of the trade-off is a method of `minilm_glue.METHODS`: adapters of
 size 2, 8, 64 and 256, fine-tuning the top k = 1..6 layers, LayerNorm only,
 full fine-tuning. Stage 1 (each method's rate grid, seed 0) picks the rate on
-dev; stage 2 (`CHOSEN`) adds seeds 1 and 2 at it. Results: docs/results.md.
+dev; stage 2 (`CHOSEN`) adds seeds 1 and 2 at it. Measured: docs/results.md.
 """
 
 from hparams import minilm_glue as base

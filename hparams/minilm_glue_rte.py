@@ -5,7 +5,7 @@
 
 Stage 1 (every rate of `minilm_glue.LEARNING_RATES`, seed 0) picks each
 method's rate on dev; stage 2 (`CHOSEN`) adds seeds 1 and 2 at it. Adapters
-of size 8: stage 1 only. Results: docs/results.md.
+of size 8: stage 1 only. Measured: docs/results.md.
 """
 
 from hparams import minilm_glue as base

@@ -13,7 +13,7 @@ BERT's SQuAD setting (windows of 384 tokens every 128, questions of at most
 64), batch 32, BERT's optimiser, bfloat16 for every method. A pilot of 150
 steps (about half an epoch) per learning rate picks each method's rate on
 the evaluation articles; the main runs (`CHOSEN`) train 2 epochs at it.
-Results: docs/results.md.
+Measured: docs/results.md.
 """
 
 from bert_adapters.sweep import grid

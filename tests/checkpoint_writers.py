@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from safetensors.numpy import save_file
 
-from bert_adapters.bert_encoder import BertEncoder
+from bert_adapters.model.bert_encoder import BertEncoder
 from conftest import random_canonical_weights
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(59)]

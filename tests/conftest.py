@@ -18,7 +18,7 @@ try:
 except RuntimeError:  # Devices already initialised (e.g. imported elsewhere first).
     pass
 
-from bert_adapters.bert_encoder import BertConfig
+from bert_adapters.model.bert_encoder import BertConfig
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Real GLUE / SQuAD files; never copied into the repository.

@@ -1,5 +1,6 @@
 """Shared by the trainer, sweep and submission tests: a tiny HF BERT and tiny GLUE data."""
 
+import json
 import os
 import textwrap
 
@@ -64,3 +65,28 @@ def write_hparams(path, config, sweep_expr, runner=None):
 TINY_RUN = {"max_seq_length": 16, "train_batch_size": 4, "eval_batch_size": 8,
             "max_train_steps": 2, "save_checkpoints_steps": 1, "log_every_steps": 1,
             "adapter_size": 2}
+
+
+def write_tiny_squad(path, num_articles=3, questions_per_paragraph=4, seed=0):
+    """A SQuAD v1.1 file of tiny-vocabulary words; answers are spans of the context."""
+    rng = np.random.default_rng(seed)
+    articles = []
+    for a in range(num_articles):
+        paragraphs = []
+        for p in range(2):
+            words = list(rng.choice(WORDS, size=int(rng.integers(20, 40))))
+            context = " ".join(words)
+            qas = []
+            for q in range(questions_per_paragraph):
+                start = int(rng.integers(0, len(words) - 3))
+                length = int(rng.integers(1, 4))
+                text = " ".join(words[start:start + length])
+                char_start = len(" ".join(words[:start])) + (1 if start else 0)
+                assert context[char_start:char_start + len(text)] == text
+                qas.append({"id": f"a{a}p{p}q{q}", "question": " ".join(rng.choice(WORDS, 5)),
+                            "answers": [{"text": text, "answer_start": char_start}]})
+            paragraphs.append({"context": context, "qas": qas})
+        articles.append({"title": f"article {a}", "paragraphs": paragraphs})
+    with open(path, "w") as f:
+        json.dump({"version": "1.1", "data": articles}, f)
+    return str(path)

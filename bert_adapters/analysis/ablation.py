@@ -36,13 +36,15 @@ from absl import logging
 from matplotlib import colormaps
 from matplotlib.patches import Patch, Rectangle
 
-from bert_adapters import artifact, checkpoints, heads, io_utils
+from bert_adapters import checkpoints, io_utils
+from bert_adapters.checkpoints import artifact
+from bert_adapters.model import heads
 from bert_adapters.analysis import AnalysisError, figures
 from bert_adapters.analysis.sweep_results import read_json
-from bert_adapters.bert_encoder import INPUT_NAMES
+from bert_adapters.model.bert_encoder import INPUT_NAMES
 from bert_adapters.tasks.classification import ClassifierConfig
 from bert_adapters.tasks.squad import SquadConfig
-from bert_adapters.tokenization import BertTokenizer
+from bert_adapters.data.tokenization import BertTokenizer
 
 RUN_CONFIG_FILE = "run_config.json"
 EVAL_RESULTS_FILE = "eval_results.json"

@@ -13,7 +13,8 @@ import io
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bert_adapters import heads, io_utils
+from bert_adapters import io_utils
+from bert_adapters.model import heads
 
 DPI = 100
 # Width, height in inches of each figure.

@@ -14,7 +14,8 @@ import json
 import math
 import statistics
 
-from bert_adapters import heads, io_utils
+from bert_adapters import io_utils
+from bert_adapters.model import heads
 from bert_adapters.analysis import AnalysisError
 
 SWEEP_FILE = "sweep.json"

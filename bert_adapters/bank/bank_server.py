@@ -3,8 +3,8 @@
 import tensorflow as tf
 
 from bert_adapters.bank.bank_task import PAIR, PAIR_IF_GIVEN, SINGLE
-from bert_adapters.bert_encoder import INPUT_NAMES
-from bert_adapters.submission import STSB_RANGE
+from bert_adapters.model.bert_encoder import INPUT_NAMES
+from bert_adapters.tasks.glue_files import STSB_RANGE
 
 _STRINGS = tf.TensorSpec([None], tf.string)
 

@@ -17,9 +17,11 @@ from typing import Optional, Tuple
 import numpy as np
 import safetensors.numpy
 
-from bert_adapters import artifact, heads, io_utils
-from bert_adapters.bert_encoder import is_adapter_weight
-from bert_adapters.data.tasks import get_task
+from bert_adapters import io_utils
+from bert_adapters.checkpoints import artifact
+from bert_adapters.model import heads
+from bert_adapters.model.bert_encoder import is_adapter_weight
+from bert_adapters.data.registry import get_task
 
 # Tuning modes whose artifacts leave the base untouched.
 SHAREABLE_TUNING = ("adapters", "layer_norm")

@@ -4,9 +4,9 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from bert_adapters import activations
-from bert_adapters.adapter import adapter_residual
-from bert_adapters.bert_encoder import attention_bias
+from bert_adapters.ops import activations
+from bert_adapters.model.adapter import adapter_residual
+from bert_adapters.model.bert_encoder import attention_bias
 
 
 class BankedModel(tf.Module):

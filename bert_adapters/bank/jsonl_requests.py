@@ -20,7 +20,8 @@ import json
 
 import tensorflow as tf
 
-from bert_adapters import heads, io_utils
+from bert_adapters import io_utils
+from bert_adapters.model import heads
 from bert_adapters.bank.bank_task import BankError, check_span_texts, check_texts, task_key
 from bert_adapters.bank.task_bank import BANK_FILE, TaskBank
 

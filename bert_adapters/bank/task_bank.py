@@ -18,18 +18,19 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
-from bert_adapters import artifact, checkpoints, io_utils
+from bert_adapters import checkpoints, io_utils
+from bert_adapters.checkpoints import artifact
 from bert_adapters.bank.bank_server import BankServer
 from bert_adapters.bank.bank_task import (BankError, check_span_texts, check_texts,
                                           read_bank_task, task_key)
 from bert_adapters.bank.banked_model import BankedModel
-from bert_adapters.bert_encoder import INPUT_NAMES, BertEncoder
+from bert_adapters.model.bert_encoder import INPUT_NAMES, BertEncoder
 from bert_adapters.data.squad import SquadExample
-from bert_adapters.fingerprint import base_fingerprint
-from bert_adapters.heads import MASKED_LOGIT
+from bert_adapters.checkpoints.fingerprint import base_fingerprint
+from bert_adapters.model.heads import MASKED_LOGIT
 from bert_adapters.tasks.squad_features import convert_examples
 from bert_adapters.tasks.squad_postprocess import postprocess
-from bert_adapters.tokenization import BertTokenizer
+from bert_adapters.data.tokenization import BertTokenizer
 
 FORMAT_VERSION = 1
 BANK_FILE = "bank.json"

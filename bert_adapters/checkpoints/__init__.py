@@ -18,7 +18,7 @@ translates the format's names into the canonical layout of
 
 import dataclasses
 
-from bert_adapters.bert_encoder import BertConfig, BertEncoder
+from bert_adapters.model.bert_encoder import BertConfig, BertEncoder
 from bert_adapters.checkpoints import canonical, hf, keras_hub_preset, sources, tf1, tf_hub
 from bert_adapters.checkpoints.sources import resolve
 

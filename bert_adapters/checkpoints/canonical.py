@@ -12,7 +12,7 @@ import collections
 
 import numpy as np
 
-from bert_adapters.bert_encoder import is_adapter_weight
+from bert_adapters.model.bert_encoder import is_adapter_weight
 
 # name: the tensor's name in the checkpoint file; shape: its shape there;
 # transform: array in the file's layout -> array in the canonical layout.

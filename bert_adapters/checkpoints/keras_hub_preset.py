@@ -16,7 +16,7 @@ import tempfile
 
 import tensorflow as tf
 
-from bert_adapters.bert_encoder import BertConfig
+from bert_adapters.model.bert_encoder import BertConfig
 from bert_adapters.checkpoints import canonical
 from bert_adapters.checkpoints.canonical import Entry
 

@@ -17,7 +17,7 @@ import re
 import tensorflow as tf
 
 from bert_adapters import io_utils
-from bert_adapters.bert_encoder import BertConfig
+from bert_adapters.model.bert_encoder import BertConfig
 from bert_adapters.checkpoints import canonical
 from bert_adapters.checkpoints.canonical import Entry
 

@@ -16,7 +16,7 @@ import re
 
 import tensorflow as tf
 
-from bert_adapters.bert_encoder import BertConfig
+from bert_adapters.model.bert_encoder import BertConfig
 from bert_adapters.checkpoints import canonical
 from bert_adapters.checkpoints.canonical import Entry
 from bert_adapters.checkpoints.tf1 import lower_case_from_path

@@ -9,7 +9,7 @@ from bert_adapters.data.custom import (load_custom_split, load_custom_task_split
                                        make_custom_task, read_custom_labels)
 from bert_adapters.data.examples import Examples
 from bert_adapters.data.glue_tsv import load_glue_split
-from bert_adapters.data.tasks import GLUE_TASKS, Task, TsvLayout, get_task, tasks_predicted_by
+from bert_adapters.data.registry import GLUE_TASKS, Task, TsvLayout, get_task, tasks_predicted_by
 from bert_adapters.data.tfds_glue import load_tfds_split
 
 __all__ = ["Examples", "GLUE_TASKS", "Task", "TsvLayout", "get_task", "load_custom_split",

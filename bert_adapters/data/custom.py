@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from bert_adapters import io_utils
 from bert_adapters.data.examples import Examples
-from bert_adapters.data.tasks import CustomFormat, Task
+from bert_adapters.data.registry import CustomFormat, Task
 
 EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl",
               ".ndjson": "jsonl"}

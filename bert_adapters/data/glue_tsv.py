@@ -24,7 +24,7 @@ from absl import logging
 
 from bert_adapters import io_utils
 from bert_adapters.data.examples import Examples
-from bert_adapters.data.tasks import get_task
+from bert_adapters.data.registry import get_task
 
 _BOM = "\ufeff"
 

@@ -14,7 +14,7 @@ the task [contradiction, entailment, neutral].
 import numpy as np
 
 from bert_adapters.data.examples import Examples
-from bert_adapters.data.tasks import get_task
+from bert_adapters.data.registry import get_task
 
 _BATCH_SIZE = 4096  # Examples per batch when reading: far faster than one by one.
 

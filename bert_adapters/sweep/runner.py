@@ -59,13 +59,14 @@ import keras_tuner
 import tensorflow as tf
 from absl import logging
 
-from bert_adapters import io_utils, tuning
+from bert_adapters import io_utils
+from bert_adapters.model import trainable
 from bert_adapters.sweep import selection
 from bert_adapters.sweep.hparams_file import DEFAULT_RUNNER, config_class, load_hparams
 from bert_adapters.sweep.tuner import SweepOracle, SweepTuner
 from bert_adapters.training import trainer, trial_cache
 from bert_adapters.training import distribution
-from bert_adapters.run_config import RunConfig
+from bert_adapters.tasks.run_config import RunConfig
 
 SWEEP_FILE = "sweep.json"
 TRIALS_DIR = "trials"
@@ -137,7 +138,7 @@ def resolve_trials(hparams, defaults=None, explicit=None):
         where = f"{hparams.path}: get_sweep()[{index}] ({name})"
         try:
             config = cls.from_json({**base, **swept})
-            tuning.check_tuning(config.tuning, config.adapter_size, 10**6,
+            trainable.check_tuning(config.tuning, config.adapter_size, 10**6,
                                 config.num_tuned_layers)
         except (TypeError, ValueError) as err:
             raise ValueError(f"{where}: {err}") from None

@@ -13,11 +13,13 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from bert_adapters import data, heads, io_utils, metrics, submission
+from bert_adapters import data, io_utils
+from bert_adapters.model import heads
+from bert_adapters.tasks import metrics, glue_files
 from bert_adapters.tasks import classification_data
 from bert_adapters.tasks.base import Split, TaskKind
-from bert_adapters.tokenization import encode
-from bert_adapters.run_config import RunConfig
+from bert_adapters.data.tokenization import encode
+from bert_adapters.tasks.run_config import RunConfig
 
 
 # BERT's --do_predict output: class probabilities of each test example.
@@ -141,7 +143,7 @@ class ClassificationKind(TaskKind):
     def write_predictions(self, output_dir, split, outputs):
         owner = classification_data.task_of_split(self.task, split.name)
         file_name = owner.submission_file(classification_data.split_name(split.name))
-        submission.write_submission(
+        glue_files.write_submission(
             io_utils.join(output_dir, file_name), owner,
             classification_data.split_name(split.name), split.data.indices,
             self._predictions(outputs))

@@ -17,13 +17,15 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from bert_adapters import heads, io_utils, squad_metric
-from bert_adapters.bert_encoder import INPUT_NAMES
+from bert_adapters import io_utils
+from bert_adapters.model import heads
+from bert_adapters.tasks import squad_metric
+from bert_adapters.model.bert_encoder import INPUT_NAMES
 from bert_adapters.data import squad as squad_data
 from bert_adapters.tasks.base import Split, TaskKind
 from bert_adapters.tasks.squad_features import convert_examples
 from bert_adapters.tasks.squad_postprocess import postprocess
-from bert_adapters.run_config import RunConfig
+from bert_adapters.tasks.run_config import RunConfig
 
 PREDICTIONS_FILE = "predictions.json"
 NBEST_FILE = "nbest_predictions.json"

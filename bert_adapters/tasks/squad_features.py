@@ -98,7 +98,7 @@ def convert_examples(examples, tokenizer, max_seq_length=384, doc_stride=128,
 
     Args:
         examples: `SquadExample`s (`bert_adapters.data.squad`).
-        tokenizer: a `bert_adapters.tokenization.BertTokenizer`; only its
+        tokenizer: a `bert_adapters.data.tokenization.BertTokenizer`; only its
             vocabulary and casing are used (not its `max_seq_length`).
         max_seq_length: int, length of every row.
         doc_stride: int >= 1, pieces between the starts of two windows.

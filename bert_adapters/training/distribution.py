@@ -6,7 +6,7 @@ configures collective ops and starts this worker's gRPC server, and a TPU is
 connected and initialised, both of which only work on an uninitialised
 context. `get_strategy` is therefore the first TensorFlow call of every entry
 point, and touches nothing itself before it makes a multi-worker or TPU
-strategy (tests/startup_order_test.py guards this).
+strategy (tests/training/startup_order_test.py guards this).
 
 With `multi_worker_mirrored` every worker runs the same program on the cluster
 that `TF_CONFIG` describes; the chief (`chief` task, else `worker` 0) is the

@@ -14,7 +14,7 @@ cuts the work directly. TPUs need static shapes: pad to max_seq_length there.
 import numpy as np
 import tensorflow as tf
 
-from bert_adapters.bert_encoder import INPUT_NAMES
+from bert_adapters.model.bert_encoder import INPUT_NAMES
 
 
 def sequence_lengths(features):

@@ -36,8 +36,8 @@ tokens only, packed or not (see `trainer._predict`).
 import numpy as np
 import tensorflow as tf
 
-from bert_adapters.bert_encoder import INPUT_NAMES
-from bert_adapters.packed_classifier import PACKED_MODELS, PackedTaskModel
+from bert_adapters.model.bert_encoder import INPUT_NAMES
+from bert_adapters.model.packed_models import PACKED_MODELS, PackedTaskModel
 from bert_adapters.training import input_pipeline
 
 PACKED_NAMES = INPUT_NAMES + ("input_position_ids", "input_example_ids")

@@ -29,10 +29,13 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from bert_adapters import artifact, checkpoints, dense, dropout, io_utils, tuning
-from bert_adapters.fingerprint import base_fingerprint
-from bert_adapters.heads import MASKED_LOGIT
-from bert_adapters.tokenization import BertTokenizer
+from bert_adapters import checkpoints, io_utils
+from bert_adapters.checkpoints import artifact
+from bert_adapters.ops import dense, dropout
+from bert_adapters.model import trainable
+from bert_adapters.checkpoints.fingerprint import base_fingerprint
+from bert_adapters.model.heads import MASKED_LOGIT
+from bert_adapters.data.tokenization import BertTokenizer
 from bert_adapters.training import distribution, input_pipeline, packing, trial_cache
 from bert_adapters.training.optimization import create_optimizer
 
@@ -130,7 +133,7 @@ def _run(config, output_dir, write_dir, step_callback, strategy):
             raise RunError(
                 f"--max_seq_length={config.max_seq_length} exceeds the encoder's "
                 f"{encoder.config.max_sequence_length} position embeddings")
-        tuning.apply_tuning(encoder, config.tuning, config.num_tuned_layers)
+        trainable.apply_tuning(encoder, config.tuning, config.num_tuned_layers)
         model = kind.build_model(encoder)
         dropout.use_fast_masks(model, config.fast_dropout)
         if config.task_dir:
@@ -148,7 +151,7 @@ def _run(config, output_dir, write_dir, step_callback, strategy):
     if len(set(notes)) > 1:
         raise RunError(f"the workers loaded different base encoders ({_by_worker(notes)}): "
                        f"every worker must read the same --encoder/--init_checkpoint")
-    report = tuning.parameter_report(model, encoder)
+    report = trainable.parameter_report(model, encoder)
     if chief:
         io_utils.write_json(io_utils.join(output_dir, PARAMS_FILE), report)
     logging.info("Parameters: %s", report)
@@ -290,7 +293,7 @@ def _check_config(config):
     if config.learning_rate <= 0 or config.num_train_epochs <= 0:
         raise RunError("--learning_rate and --num_train_epochs must be positive")
     if not config.task_dir:
-        tuning.check_tuning(config.tuning, config.adapter_size, 10**6, config.num_tuned_layers)
+        trainable.check_tuning(config.tuning, config.adapter_size, 10**6, config.num_tuned_layers)
 
 
 def _merge_artifact_settings(config, artifact_config):

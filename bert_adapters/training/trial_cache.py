@@ -20,7 +20,7 @@ few hyperparameters. While a cache is active (`with cache.active():`, as
     (variables the traced step reads), so the traced functions are reused.
 
 Every trial's outputs are the same as without the cache
-(tests/trial_cache_test.py compares a cached sweep's eval results with
+(tests/training/trial_cache_test.py compares a cached sweep's eval results with
 uncached runs). Shared arrays are made read-only, so that no trial can
 change what the next one reads.
 """
@@ -68,7 +68,7 @@ def kernel_cache_kept(keep=True):
     cache only resets the state of stateful random kernels, which the shared
     steps do not use (dropout draws from per-layer seed variables); the
     trials' results stay bitwise those of separate runs
-    (tests/trial_cache_test.py). `keep=False`: no change.
+    (tests/training/trial_cache_test.py). `keep=False`: no change.
     """
     if not keep:
         yield

@@ -1,0 +1,78 @@
+"""Task heads on the encoder: BERT's classifier and its SQuAD span head.
+
+Model code, not training code: task artifacts, the multi-task bank and the
+analysis commands rebuild a task's model from its artifact with
+`build_task_model`, without importing the trainer.
+
+Every head is one dense layer named `classifier`, so its weights are
+`head/kernel` and `head/bias` in task artifacts whatever the task kind.
+"""
+
+import keras
+
+from bert_adapters.model.bert_encoder import INPUT_NAMES
+
+# Task kinds and their artifacts' `kind` field. Artifacts written before
+# span extraction existed carry no `kind`: they are classifiers.
+CLASSIFICATION = "classification"
+SPAN = "span"
+KINDS = (CLASSIFICATION, SPAN)
+
+# The span logit of a position that is not one of a window's tokens (padding,
+# or past a packed window): exp() of it is 0 in float32, so softmaxes and the
+# best-span search see the window's own tokens only.
+MASKED_LOGIT = -1e9
+
+
+def _inputs():
+    return {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in INPUT_NAMES}
+
+
+def _dense(units, initializer_range):
+    return keras.layers.Dense(
+        units, kernel_initializer=keras.initializers.TruncatedNormal(stddev=initializer_range),
+        name="classifier")
+
+
+def build_classifier_model(encoder, num_outputs, head_dropout=0.1, initializer_range=0.02):
+    """Encoder -> pooled output -> dropout -> dense with `num_outputs` units.
+
+    As BERT's `run_classifier.py`: dropout 0.1 on the pooled [CLS] vector and
+    one dense layer (logits `[batch_size, num_outputs]` for classification,
+    one value for regression).
+    """
+    inputs = _inputs()
+    pooled = encoder(inputs)["pooled_output"]
+    x = keras.layers.Dropout(head_dropout, name="head_dropout")(pooled)
+    outputs = _dense(num_outputs, initializer_range)(x)
+    return keras.Model(inputs, outputs, name="task_model")
+
+
+def build_span_model(encoder, initializer_range=0.02):
+    """Encoder -> sequence output -> dense with 2 units: start and end logits.
+
+    As BERT's `run_squad.py`: no dropout on the sequence output; the output
+    is `[batch_size, seq_length, 2]`, `[..., 0]` the start logits and
+    `[..., 1]` the end logits of each token.
+    """
+    inputs = _inputs()
+    sequence = encoder(inputs)["sequence_output"]
+    outputs = _dense(2, initializer_range)(sequence)
+    return keras.Model(inputs, outputs, name="task_model")
+
+
+def build_task_model(encoder, task_config):
+    """The head a task artifact's `task_config` describes, on `encoder`."""
+    kind = task_config.get("kind", CLASSIFICATION)
+    if kind == CLASSIFICATION:
+        return build_classifier_model(encoder, task_config["num_outputs"],
+                                      task_config.get("head_dropout", 0.1))
+    if kind == SPAN:
+        return build_span_model(encoder)
+    raise ValueError(f"task kind {kind!r} is not one of {KINDS}")
+
+
+def head_weight_map(model):
+    """{`head/kernel`, `head/bias`: variable} of a model built here."""
+    head = model.get_layer("classifier")
+    return {"head/kernel": head.kernel, "head/bias": head.bias}

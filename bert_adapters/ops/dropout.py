@@ -1,0 +1,222 @@
+"""Dropout: Keras' masks drawn by one compiled loop, and opt-in cheaper masks.
+
+By default `Dropout` gives exactly what Keras' `Dropout` gives (it calls
+`tf.nn.experimental.stateless_dropout`), only faster. TensorFlow's
+`StatelessRandomUniformV2` CPU kernel runs the Philox generator one 4-word
+block at a time in scalar code and writes a float per element; the dropout
+then compares, scales and selects in three more kernels, and its gradient
+keeps a boolean mask. `keep_bits` runs the same Philox blocks (the same key
+and counter, derived from the seed by TensorFlow's own op) as one XLA loop
+that vectorises, compares each word's mantissa bits with the rate in
+integers (`keep_threshold`) and packs four keep bits per byte; one more loop
+scales and selects, and the backward pass reuses the packed bits (a quarter
+of the boolean mask's memory). Values and masks equal
+`stateless_dropout`'s for float32, bfloat16 and float16
+(tests/ops/dropout_test.py); on the attention probabilities of a 32 x 128 batch
+the masks, scale and select take a third of the stock kernels' time or less
+(benchmarks/profile_step.py, `--stock_dropout` for the stock kernels). Where
+XLA is missing (`fused.py`), under a TPU strategy (its generator differs),
+for other dtypes or with `compiled_masks = False`: Keras' ops.
+
+Fast masks (opt-in `--fast_dropout`) compare 16 random bits per element
+against the rate instead, so one 32-bit draw serves two elements: half the
+generator's work, the same Bernoulli masks except that the dropout rate is
+rounded to a multiple of 2^-16 (0.1 -> 0.1000061) and kept values are scaled
+by the exact inverse of the rounded keep rate. The masks differ from Keras',
+so they are opt-in. `keep_bits(fast=True)` compiles them the same way (eight
+elements per Philox block); where the compiled loops do not apply,
+`fast_dropout` draws the same masks with TensorFlow's kernels.
+"""
+
+import math
+import typing
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.ops import gen_stateless_random_ops_v2
+
+from bert_adapters.ops import fused
+
+MASK_BITS = 16
+# False: Keras' masks from TensorFlow's stock kernels (the same values; for
+# comparisons and benchmarks/train_throughput.py --options=stock_dropout).
+compiled_masks = True
+
+# Philox4x32-10 (Salmon et al. 2011), as TensorFlow's random/philox_random.h.
+_PHILOX_M0, _PHILOX_M1 = 0xD2511F53, 0xCD9E8D57   # round multipliers
+_PHILOX_W0, _PHILOX_W1 = 0x9E3779B9, 0xBB67AE85   # key increments
+_PHILOX_ROUNDS = 10
+# A uniform float of TensorFlow's is 1.m - 1 with the low mantissa bits of
+# one 32-bit Philox word as m (random_distributions.h): 23 bits for float32,
+# 7 for bfloat16, 10 for float16.
+_MANTISSA_BITS = {tf.float32: 23, tf.bfloat16: 7, tf.float16: 10}
+
+
+@keras.saving.register_keras_serializable(package="bert_adapters")
+class Dropout(keras.layers.Dropout):
+    """`keras.layers.Dropout` with compiled masks, or `fast_masks` (`use_fast_masks`)."""
+
+    fast_masks = False  # A training setting, not part of the config.
+
+    def call(self, inputs, training=False):
+        if not training or self.noise_shape is not None or not 0.0 < self.rate < 1.0:
+            return super().call(inputs, training=training)
+        # One seed drawn per call on every path, as Keras' own.
+        if philox_here(inputs.dtype):
+            return compiled_dropout(inputs, self.rate, self.seed_generator.next(),
+                                    fast=self.fast_masks)
+        if self.fast_masks:
+            return fast_dropout(inputs, self.rate, self.seed_generator.next())
+        return super().call(inputs, training=training)
+
+
+def keras_seed(seed):
+    """A `SeedGenerator` draw cast as Keras' TensorFlow backend casts it."""
+    if seed.dtype != tf.int32:
+        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+    return seed
+
+
+def philox_here(dtype):
+    """Whether `keep_bits` draws the masks of `dtype` here, compiled."""
+    return (compiled_masks and tf.as_dtype(dtype) in _MANTISSA_BITS and fused.active()
+            and not isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy))
+
+
+def _philox_keep_bits(key, counter, like, threshold, field_bits, fields):
+    """Keep bits of `like`'s elements, `4 * fields` per byte, from Philox blocks.
+
+    Philox block i (at `counter` + i, as TensorFlow's `FillPhiloxRandom` lays
+    them out) gives four 32-bit words; each word decides `fields` elements:
+    with one field, its low `field_bits` bits (a uniform float's mantissa),
+    with two, its low and high 16 bits. An element is kept when its field,
+    read as an integer, reaches `threshold`; element `4 * fields * i + j` is
+    bit j of byte i. Unsigned 64-bit lanes hold the words and their products.
+    """
+    u64 = lambda v: tf.constant(v, tf.uint64)
+    low32 = u64(0xFFFFFFFF)
+    high = lambda v: tf.bitwise.right_shift(v, u64(32))
+    per_block = 4 * fields
+    blocks = (tf.size(like, out_type=tf.int64) + per_block - 1) // per_block
+    index = tf.cast(tf.range(blocks), tf.uint64)
+    # The 128-bit counter plus the block index, carried as Philox's Skip does.
+    low = counter[0] + index
+    high_words = counter[1] + tf.cast(low < index, tf.uint64)
+    c0, c1, c2, c3 = low & low32, high(low), high_words & low32, high(high_words)
+    k0, k1 = key[0] & low32, high(key[0])
+    for _ in range(_PHILOX_ROUNDS):
+        p0, p1 = c0 * u64(_PHILOX_M0), c2 * u64(_PHILOX_M1)
+        c0, c1, c2, c3 = high(p1) ^ c1 ^ k0, p1 & low32, high(p0) ^ c3 ^ k1, p0 & low32
+        k0, k1 = (k0 + u64(_PHILOX_W0)) & low32, (k1 + u64(_PHILOX_W1)) & low32
+    bits = tf.zeros_like(c0, tf.uint8)
+    field_mask = u64((1 << field_bits) - 1)
+    for k, word in enumerate((c0, c1, c2, c3)):
+        for f in range(fields):
+            field = tf.bitwise.right_shift(word, u64(f * field_bits)) & field_mask
+            kept = tf.cast(field >= u64(threshold), tf.uint8)
+            bits = bits | tf.bitwise.left_shift(kept, tf.constant(k * fields + f, tf.uint8))
+    return bits
+
+
+def unpack_keep(bits, shape, per_byte):
+    """The boolean keep mask of `shape` from `keep_bits`' bytes."""
+    shifts = tf.constant(list(range(per_byte)), tf.uint8)
+    keep = tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits[:, None], shifts),
+                                  tf.constant(1, tf.uint8)) > 0
+    return tf.reshape(tf.reshape(keep, [-1])[:tf.reduce_prod(shape)], shape)
+
+
+class KeepMask(typing.NamedTuple):
+    """A dropout's keep mask, `per_byte` elements packed per uint8 of `bits`
+    (`unpack_keep`), and the kept values' `scale` (a scalar of the output dtype)."""
+    bits: tf.Tensor
+    per_byte: int
+    scale: tf.Tensor
+
+
+def _scaled_select(x, mask):
+    """`where(keep, x * scale, 0)`, in the scale's dtype: dropout's forward and backward."""
+    y = fused.multiply(fused.narrow(x, mask.scale.dtype), mask.scale)
+    keep = unpack_keep(mask.bits, tf.shape(y), mask.per_byte)
+    return tf.where(keep, y, tf.zeros([], y.dtype))
+
+
+_KEEP_BITS = fused.compile(_philox_keep_bits)
+scaled_select = fused.compile(_scaled_select)
+
+
+def keep_threshold(rate, dtype):
+    """`(threshold, mantissa_bits)`: TensorFlow's uniform `u` of `dtype` is `>= rate`
+    (the rate rounded to `dtype`, as `stateless_dropout` compares) exactly when
+    its mantissa integer `m` (`u = m / 2**mantissa_bits`) is `>= threshold`."""
+    dtype = tf.as_dtype(dtype)
+    bits = _MANTISSA_BITS[dtype]
+    rounded = float(np.asarray(rate, dtype=dtype.as_numpy_dtype))
+    return math.ceil(rounded * 2 ** bits), bits
+
+
+def _fast_threshold(rate):
+    """Fast masks drop a 16-bit draw below `round(rate * 2**16)`."""
+    threshold = int(round(rate * 2 ** MASK_BITS))
+    if not 0 < threshold < 2 ** MASK_BITS:
+        raise ValueError(f"dropout rate {rate} rounds to {threshold}/{2 ** MASK_BITS}: "
+                         f"use the default masks for it")
+    return threshold
+
+
+def keep_bits(like, rate, seed, dtype=None, fast=False):
+    """A `KeepMask`: a dropout's keep mask for an `x` of `like`'s shape and
+    `dtype` (default `like`'s), packed by one XLA loop, and the kept values'
+    scale in `dtype`.
+
+    `seed`: a `SeedGenerator` draw. The default mask is the one
+    `tf.nn.experimental.stateless_dropout` draws with Keras' cast of it
+    (`keras_seed`); `fast`: `fast_dropout`'s.
+    """
+    dtype = tf.as_dtype(dtype or like.dtype)
+    if fast:
+        threshold = _fast_threshold(rate)
+        key, counter = gen_stateless_random_ops_v2.stateless_random_get_key_counter(
+            tf.cast(seed, tf.int64))
+        scale = tf.cast(2 ** MASK_BITS / (2 ** MASK_BITS - threshold), dtype)
+        return KeepMask(_KEEP_BITS(key, counter, like, threshold, MASK_BITS, 2), 8, scale)
+    key, counter = gen_stateless_random_ops_v2.stateless_random_get_key_counter(keras_seed(seed))
+    threshold, mantissa_bits = keep_threshold(rate, dtype)
+    scale = tf.constant(1 / (1 - rate), dtype)
+    return KeepMask(_KEEP_BITS(key, counter, like, threshold, mantissa_bits, 1), 4, scale)
+
+
+def compiled_dropout(x, rate, seed, fast=False):
+    """Dropout of `x` with `keep_bits`' mask: Keras' values bit for bit (or, with
+    `fast`, `fast_dropout`'s); the backward pass keeps only the packed bits."""
+
+    @tf.custom_gradient
+    def forward(x):
+        mask = keep_bits(x, rate, seed, fast=fast)
+        return scaled_select(x, mask), lambda dy: scaled_select(dy, mask)
+
+    return forward(x)
+
+
+def fast_dropout(inputs, rate, seed):
+    """Dropout of `inputs` at `rate` from 16-bit draws, TensorFlow's kernels; `seed` int `[2]`."""
+    threshold = _fast_threshold(rate)
+    scale_bits = 2 ** MASK_BITS
+    size = tf.size(inputs)
+    words = tf.random.stateless_uniform(
+        [(size + 1) // 2], tf.cast(seed, tf.int64), minval=None, maxval=None, dtype=tf.uint32)
+    bits = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size]
+    keep = tf.reshape(bits >= tf.constant(threshold, tf.uint16), tf.shape(inputs))
+    scale = tf.cast(scale_bits / (scale_bits - threshold), inputs.dtype)
+    return tf.where(keep, inputs * scale, tf.zeros_like(inputs))
+
+
+def use_fast_masks(model, enabled):
+    """Sets `fast_masks` on every `Dropout` of `model` (before it is traced)."""
+    count = 0
+    for layer in model._flatten_layers(include_self=True, recursive=True):  # pylint: disable=protected-access
+        if isinstance(layer, Dropout):
+            layer.fast_masks = bool(enabled)
+            count += 1
+    return count
