@@ -55,21 +55,23 @@ def get_config():
     }
 
 
-def stage1(methods):
-    """Each method's learning-rate grid at seed 0."""
+def stage1(methods, epochs=None):
+    """Each method's learning-rate grid at seed 0 (for `epochs` instead of 3, if given)."""
     trials = []
     for method in methods:
         settings = METHODS[method]
         trials += grid(**{k: [v] for k, v in settings.items()},
-                       learning_rate=LEARNING_RATES[settings["tuning"]], seed=[0])
+                       learning_rate=LEARNING_RATES[settings["tuning"]],
+                       **({"num_train_epochs": [epochs]} if epochs else {}), seed=[0])
     return trials
 
 
-def stage2(chosen):
+def stage2(chosen, epochs=None):
     """Seeds 1 and 2 at each method's picked rate: `chosen` = {method: rate}."""
     trials = []
     for method, rate in chosen.items():
         settings = METHODS[method]
-        trials += grid(**{k: [v] for k, v in settings.items()},
-                       learning_rate=[rate], seed=STAGE2_SEEDS)
+        trials += grid(**{k: [v] for k, v in settings.items()}, learning_rate=[rate],
+                       **({"num_train_epochs": [epochs]} if epochs else {}),
+                       seed=STAGE2_SEEDS)
     return trials

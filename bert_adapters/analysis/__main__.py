@@ -4,6 +4,7 @@
               [--eval_batch_size N]
   init_scale  --runs_dir SWEEP [SWEEP ...] --output OUT.png [--metric M]
   tradeoff    --runs_dir SWEEP [SWEEP ...] --output_dir OUT [--metric M]
+              [--select mean|first_seed]
 
 Bad input (a missing or malformed file, a run without adapters) is reported
 as one line naming the file and what was expected, exit status 2, and
@@ -56,6 +57,10 @@ def _parser():
                           help="Where tradeoff.png and tradeoff.csv go.")
     tradeoff.add_argument("--metric", default=None,
                           help="The metric to plot (default: each sweep's own).")
+    tradeoff.add_argument("--select", default="mean", choices=("mean", "first_seed"),
+                          help="How each point's rate is picked: the best mean over seeds, "
+                               "or the best run of the lowest seed (a rate grid at one "
+                               "seed, more seeds at the chosen rate).")
     return parser
 
 
@@ -81,7 +86,8 @@ def main(argv=None):
             print(f"Wrote {args.output} and its CSV: {len(rows)} points")
         else:
             from bert_adapters.analysis import tradeoff
-            rows, bands = tradeoff.write_tradeoff(args.runs_dir, args.output_dir, args.metric)
+            rows, bands = tradeoff.write_tradeoff(args.runs_dir, args.output_dir, args.metric,
+                                                  args.select)
             print(f"Wrote {args.output_dir}/{tradeoff.PNG_FILE} and {tradeoff.CSV_FILE}: "
                   f"{len(rows)} points" + (f", {len(bands)} bands" if bands else ""))
     except (AnalysisError, FileNotFoundError, ValueError) as err:

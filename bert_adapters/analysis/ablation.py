@@ -26,7 +26,6 @@ its folder).
 
 import contextlib
 import dataclasses
-import json
 import math
 import time
 

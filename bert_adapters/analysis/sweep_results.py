@@ -133,6 +133,8 @@ def read_sweep(sweep_dir, metric=None):
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise AnalysisError(f"{where}: field `{field}` missing or not {expected}")
         score = _score(record["metrics"].get(metric))
+        if score is None and metric in record["metrics"] and record["metrics"][metric] is None:
+            score = math.nan  # Not finite (a run that diverged): results.jsonl writes null.
         if score is None:
             raise AnalysisError(f"{where}: metrics have no number `{metric}` (they have "
                                 f"{sorted(record['metrics'])}); pick one with --metric")
@@ -180,15 +182,33 @@ def summarize(trials):
             "trials": ";".join(t.trial_id for t in trials)}
 
 
-def best_setting(trials):
-    """The summary of the setting whose mean over seeds is highest (first on a tie).
+SELECTIONS = ("mean", "first_seed")
 
-    This is how each point of the paper's figures picks its learning rate and
-    epochs: the best validation score.
+
+def best_setting(trials, select="mean"):
+    """The summary of the best setting among `trials` (first on a tie), with its repeats.
+
+    `select` says how the paper's procedure picks a point's learning rate
+    (epochs, ...) on validation:
+      - "mean": the setting whose mean over seeds is highest;
+      - "first_seed": the setting whose run with the lowest seed scored
+        highest, reported over all its seeds (a rate grid run at one seed,
+        then more seeds at the chosen rate: `hparams/minilm_glue.py`).
+    Returns (summary, repeats) or None when no setting has a finite score.
     """
+    if select not in SELECTIONS:
+        raise AnalysisError(f"--select={select!r}: expected one of {', '.join(SELECTIONS)}")
     best = None
     for group in seed_groups(trials).values():
         summary = summarize(group)
-        if summary is not None and (best is None or summary["mean"] > best[0]["mean"]):
-            best = (summary, group)
-    return best
+        if summary is None:
+            continue
+        rank = summary["mean"] if select == "mean" else _first_seed_score(group)
+        if best is None or rank > best[0]:
+            best = (rank, summary, group)
+    return None if best is None else best[1:]
+
+
+def _first_seed_score(group):
+    first = min(group, key=lambda t: t.settings.get(SEED_FIELD, 0))
+    return first.score if math.isfinite(first.score) else -math.inf

@@ -9,7 +9,8 @@ trial's method comes from its settings: `tuning` (`adapters`, `top_k`,
 `layer_norm`, `full`) with `adapter_size` or `num_tuned_layers`. Each point
 is one method variant of one task at its best setting: the learning rate
 (epochs, ...) whose mean dev metric over seeds is highest, as the paper
-selects on validation; its trained parameters come from the trial results
+selects on validation (`--select=first_seed`: the rate whose lowest seed
+scored highest, for sweeps that add seeds only at the chosen rate); its trained parameters come from the trial results
 (encoder and head). When the task has a full fine-tuning run, each point's
 difference from it is computed too, and plotted (figure 3's normalisation).
 
@@ -21,7 +22,9 @@ Writes to `--output_dir`:
                       task, the 20th, 50th and 80th percentiles across tasks
                       (of delta_vs_full when every task has a full run, else
                       of the metric) at the median parameter count
-  tradeoff.png        the points (one task, error bars +-1 sem over seeds) or
+  tradeoff.md         a table: one row per method variant, one column per task
+                      (mean +- std over seeds, in points), and their average
+  tradeoff.png        the points (one task, error bars +-1 sem over seeds, as the paper) or
                       the median line and 20-80 band (several tasks), against
                       trained parameters on a log axis
 """
@@ -39,7 +42,8 @@ METHOD_LABELS = {"adapters": "adapters (size m)", "top_k": "fine-tune top k laye
                  "layer_norm": "LayerNorm only", "full": "full fine-tuning"}
 VARIANT_NAMES = {"adapters": "m", "top_k": "k"}
 CSV_COLUMNS = ("task", "base", "metric", "method", "variant", "trained_params", "n_seeds",
-               "mean", "sem", "delta_vs_full", "trials")
+               "mean", "std", "sem", "delta_vs_full", "trials")
+TABLE_FILE = "tradeoff.md"
 BAND_COLUMNS = ("method", "variant", "n_tasks", "trained_params", "value", "p20", "p50", "p80")
 PERCENTILES = (20, 50, 80)
 
@@ -61,8 +65,11 @@ def method_of(trial):
     return tuning, value
 
 
-def tradeoff_points(trials):
-    """One row per (task, method, variant): its best setting's mean over seeds."""
+def tradeoff_points(trials, select="mean"):
+    """One row per (task, method, variant): its best setting's mean over seeds.
+
+    `select`: how the best setting is picked (`sweep_results.best_setting`).
+    """
     groups = {}
     for trial in trials:
         groups.setdefault((trial.task,) + method_of(trial), []).append(trial)
@@ -73,7 +80,7 @@ def tradeoff_points(trials):
         keys = sorted((k for k in groups if k[0] == task),
                       key=lambda k: (METHODS.index(k[1]), k[2] or 0))
         for key in keys:
-            best = sweep_results.best_setting(groups[key])
+            best = sweep_results.best_setting(groups[key], select)
             if best is None:
                 continue
             summary, group = best
@@ -81,7 +88,8 @@ def tradeoff_points(trials):
                 "task": task, "base": group[0].base, "metric": group[0].metric,
                 "kind": group[0].kind, "method": key[1], "variant": key[2],
                 "trained_params": group[0].trained_params, "n_seeds": summary["n_seeds"],
-                "mean": summary["mean"], "sem": summary["sem"], "trials": summary["trials"]})
+                "mean": summary["mean"], "std": summary["std"], "sem": summary["sem"],
+                "trials": summary["trials"]})
         full = [r for r in task_rows if r["method"] == "full"]
         for row in task_rows:
             row["delta_vs_full"] = row["mean"] - full[0]["mean"] if full else None
@@ -187,13 +195,47 @@ def plot_tradeoff(rows, bands, path):
     figures.save_png(figure, path)
 
 
-def write_tradeoff(sweep_dirs, output_dir, metric=None):
-    """The `tradeoff` command: tradeoff.png, tradeoff.csv (+ bands); returns (rows, bands)."""
-    rows = tradeoff_points(sweep_results.read_sweeps(sweep_dirs, metric))
+def markdown_table(rows):
+    """Method variants down, tasks across: mean +- std over seeds in points, and the average.
+
+    The average over tasks is given only for variants that every task has.
+    """
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    variants = list(dict.fromkeys((r["method"], r["variant"]) for r in rows))
+    by_key = {(r["task"], r["method"], r["variant"]): r for r in rows}
+    header = ["method", "trained params"] + [
+        f"{t} ({next(r['metric'] for r in rows if r['task'] == t)})" for t in tasks] + ["average"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method, variant in variants:
+        cells, means = [], []
+        for task in tasks:
+            row = by_key.get((task, method, variant))
+            if row is None:
+                cells.append("")
+                continue
+            scale = figures.metric_scale(row["kind"])
+            means.append(row["mean"] * scale)
+            cells.append(f"{row['mean'] * scale:.1f} ± {row['std'] * scale:.1f} "
+                         f"(n={row['n_seeds']})")
+        params = sorted({by_key[(t, method, variant)]["trained_params"] for t in tasks
+                         if (t, method, variant) in by_key})
+        name = METHOD_LABELS[method].split(" (")[0]
+        if variant is not None:
+            name += f", {VARIANT_NAMES[method]}={variant}"
+        average = f"{np.mean(means):.1f}" if len(means) == len(tasks) else ""
+        lines.append("| " + " | ".join([name, "/".join(f"{p:,}" for p in params)] + cells
+                                       + [average]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_tradeoff(sweep_dirs, output_dir, metric=None, select="mean"):
+    """The `tradeoff` command: tradeoff.png, .csv, .md (+ bands); returns (rows, bands)."""
+    rows = tradeoff_points(sweep_results.read_sweeps(sweep_dirs, metric), select)
     bands = tradeoff_bands(rows) if len({r["task"] for r in rows}) > 1 else []
     io_utils.makedirs(output_dir)
     plot_tradeoff(rows, bands, io_utils.join(output_dir, PNG_FILE))
     if bands:
         figures.write_csv(io_utils.join(output_dir, BANDS_FILE), BAND_COLUMNS, bands)
     figures.write_csv(io_utils.join(output_dir, CSV_FILE), CSV_COLUMNS, rows)
+    io_utils.write_text(io_utils.join(output_dir, TABLE_FILE), markdown_table(rows))
     return rows, bands

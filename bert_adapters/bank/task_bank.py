@@ -336,7 +336,7 @@ class TaskBank:
             span = spans[key]
             length = span["task"].max_seq_length
             # The best-span search ranks a window's own tokens only (padding
-            # masked), as the task's own run does (`trainer._predict`).
+            # masked), as the task's own run does (`training.evaluation.predict`).
             tokens = span["features"].input_mask[window] > 0
             span["start"][window] = np.where(tokens, span_logits[r, :length, 0], MASKED_LOGIT)
             span["end"][window] = np.where(tokens, span_logits[r, :length, 1], MASKED_LOGIT)

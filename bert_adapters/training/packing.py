@@ -30,7 +30,7 @@ with the padding positions' logits masked to -1e9, not BERT's. Unpacked
 training (the default) is unchanged: its softmax includes the padding
 positions, as BERT's (up to `max_seq_length` with static shapes, as BERT's;
 up to the batch's longest window otherwise). Evaluation ranks a window's own
-tokens only, packed or not (see `trainer._predict`).
+tokens only, packed or not (see `evaluation.predict`).
 """
 
 import numpy as np

@@ -30,6 +30,7 @@ import copy
 import json
 import threading
 
+import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
@@ -191,7 +192,53 @@ class SharedModel:
         return self.optimizer, self.global_step
 
 
-class TrialCache:
+# === What trainer.run calls ===
+class RunHooks:
+    """The points where `trainer.run` may reuse what an earlier trial of its sweep made.
+
+    Outside a sweep (`hooks()` with no active cache) each hook does the plain
+    thing: seed, read, tokenize, build. A `TrialCache` subclasses it.
+    """
+
+    def set_seed(self, seed):
+        """Seeds Python, NumPy, TensorFlow and Keras for the run."""
+        keras.utils.set_random_seed(seed)
+
+    def base_checkpoint(self, config):
+        """`checkpoints.read_checkpoint`'s result for the run's base, or None: read it yourself."""
+        del config
+        return None
+
+    def splits(self, kind, config, vocabulary, load):
+        """The run's tokenized splits: `load()`."""
+        del kind, config, vocabulary
+        return load()
+
+    def shared_model(self, config, kind, strategy, model, encoder):
+        """(model, encoder) to train: here the fresh ones."""
+        del config, kind, strategy
+        return model, encoder
+
+    def optimizer(self, model, config, schedule_steps, build):
+        """(optimizer, global_step) for `model`: `build()`'s."""
+        del model, config, schedule_steps
+        return build()
+
+    def train_loop(self, model, optimizer, build):
+        """The traced training loop for `model` and `optimizer`: `build()`'s."""
+        del model, optimizer
+        return build()
+
+
+_NO_CACHE = RunHooks()
+
+
+def hooks():
+    """The active sweep's cache, or hooks that reuse nothing."""
+    return current() or _NO_CACHE
+
+
+class TrialCache(RunHooks):
     """Base weights, tokenized splits and models shared by the trials of a sweep.
 
     Args:
@@ -218,6 +265,11 @@ class TrialCache:
         finally:
             _ACTIVE.cache = previous
 
+    def set_seed(self, seed):
+        """Seeds as `RunHooks` does, keeping the kernels the trials share (`kernel_cache_kept`)."""
+        with kernel_cache_kept():
+            super().set_seed(seed)
+
     # === Base checkpoint ===
     def checkpoint(self, source, init_checkpoint, bert_config_file, read):
         """`read()`'s (BertConfig, canonical weights, description), once per source."""
@@ -226,6 +278,15 @@ class TrialCache:
             self._checkpoints[key] = _frozen(read())
             self.stats["checkpoint_reads"] += 1
         return self._checkpoints[key]
+
+    def base_checkpoint(self, config):
+        from bert_adapters import checkpoints  # pylint: disable=import-outside-toplevel
+
+        return self.checkpoint(
+            config.encoder, config.init_checkpoint, config.bert_config_file,
+            lambda: checkpoints.read_checkpoint(config.encoder,
+                                                init_checkpoint=config.init_checkpoint,
+                                                bert_config_file=config.bert_config_file))
 
     # === Tokenized data ===
     def splits(self, kind, config, vocabulary, load):
@@ -263,7 +324,33 @@ class TrialCache:
         """The kept `SharedModel` whose model is `model`, or None."""
         return next((s for s in self._models.values() if s.model is model), None)
 
-    def shared_model(self, key, model, encoder):
+    def shared_model(self, config, kind, strategy, model, encoder):
+        """The kept model and encoder of this shape, holding the fresh ones' values."""
+        shared = self._keep(self.model_key(config, kind, strategy), model, encoder)
+        return (shared.model, shared.encoder) if shared else (model, encoder)
+
+    def optimizer(self, model, config, schedule_steps, build):
+        """The kept optimiser, reset for this trial's schedule; or `build()`'s, kept."""
+        shared = self.shared_for(model)
+        if shared is not None and shared.optimizer is not None:
+            return shared.reset_training(config.learning_rate, schedule_steps,
+                                         int(schedule_steps * config.warmup_proportion))
+        optimizer, global_step = build()
+        if shared is not None:
+            shared.keep_training(optimizer, global_step)
+        return optimizer, global_step
+
+    def train_loop(self, model, optimizer, build):
+        """The kept model's traced loop; or `build()`'s, kept with the optimiser it traced."""
+        shared = self.shared_for(model)
+        if shared is not None and shared.train_loop is not None:
+            return shared.train_loop
+        loop = build()
+        if shared is not None and shared.optimizer is optimizer:
+            shared.train_loop = loop
+        return loop
+
+    def _keep(self, key, model, encoder):
         """The `SharedModel` for `key`, holding `model`'s values; None without a key."""
         if key is None:
             return None
@@ -278,32 +365,3 @@ class TrialCache:
         while len(self._models) > self.max_models:
             del self._models[next(iter(self._models))]
         return shared
-
-
-# === What trainer.run calls (each a no-op without an active cache) ===
-def base_checkpoint(config):
-    """`checkpoints.read_checkpoint`'s result for the run's base, read once; None without a cache."""
-    cache = current()
-    if cache is None:
-        return None
-    from bert_adapters import checkpoints  # pylint: disable=import-outside-toplevel
-
-    return cache.checkpoint(
-        config.encoder, config.init_checkpoint, config.bert_config_file,
-        lambda: checkpoints.read_checkpoint(config.encoder, init_checkpoint=config.init_checkpoint,
-                                            bert_config_file=config.bert_config_file))
-
-
-def shared_model(config, kind, strategy, model, encoder):
-    """(model, encoder) to train: the kept ones holding the fresh ones' values, or the fresh ones."""
-    cache = current()
-    shared = cache and cache.shared_model(cache.model_key(config, kind, strategy), model, encoder)
-    return (shared.model, shared.encoder) if shared else (model, encoder)
-
-
-def shared_training(model):
-    """The `SharedModel` kept for `model` by the active cache, or None."""
-    cache = current()
-    if cache is None:
-        return None
-    return cache.shared_for(model)

@@ -67,7 +67,7 @@ def _rte_sweeps(root, full_score=0.68, shift=0.0):
 def test_tradeoff_points_by_hand(tmp_path):
     out = tmp_path / "out"
     cli.main(["tradeoff", "--runs_dir", *_rte_sweeps(tmp_path), "--output_dir", str(out)])
-    assert sorted(os.listdir(out)) == ["tradeoff.csv", "tradeoff.png"]
+    assert sorted(os.listdir(out)) == ["tradeoff.csv", "tradeoff.md", "tradeoff.png"]
     rows = read_csv(out / "tradeoff.csv")
     got = {(r["method"], r["variant"]): r for r in rows}
     assert list(got) == [("adapters", "2"), ("adapters", "8"), ("top_k", "1"), ("top_k", "2"),
@@ -84,6 +84,41 @@ def test_tradeoff_points_by_hand(tmp_path):
     assert float(got[("full", "")]["mean"]) == pytest.approx(0.68)
     assert got[("top_k", "2")]["trained_params"] == "100000"
     assert _png_size(out / "tradeoff.png") == figures.pixel_size(figures.TRADEOFF_SIZE)
+
+
+def test_tradeoff_first_seed_selection_and_table(tmp_path):
+    out = tmp_path / "out"
+    cli.main(["tradeoff", "--runs_dir", *_rte_sweeps(tmp_path), "--output_dir", str(out),
+              "--select", "first_seed"])
+    got = {(r["method"], r["variant"]): r for r in read_csv(out / "tradeoff.csv")}
+    # m=2: seed 0 scored best at lr 1e-4 (0.70 > 0.60): that rate, over both its seeds.
+    m2 = got[("adapters", "2")]
+    assert (m2["trials"], float(m2["mean"])) == ("t2;t3", pytest.approx(0.60))
+    assert float(m2["std"]) == pytest.approx(math.sqrt(0.02))
+    table = (out / "tradeoff.md").read_text().splitlines()
+    assert table[0] == "| method | trained params | RTE (accuracy) | average |"
+    assert table[2] == "| adapters, m=2 | 1,000 | 60.0 ± 14.1 (n=2) | 60.0 |"
+    assert table[-1] == "| full fine-tuning | 200,000 | 68.0 ± 0.0 (n=1) | 68.0 |"
+    with pytest.raises(SystemExit):
+        cli.main(["tradeoff", "--runs_dir", *_rte_sweeps(tmp_path), "--output_dir", str(out),
+                  "--select", "best"])
+
+
+def test_a_diverged_trial_counts_as_not_finite(tmp_path):
+    # results.jsonl writes a NaN metric (a run that diverged) as null: that rate loses.
+    sweep = write_sweep(tmp_path / "sweep", "STS-B", [
+        _trial({"learning_rate": 1e-3, "seed": 0}, None, 1000, metric="pearson"),
+        _trial({"learning_rate": 3e-4, "seed": 0}, 0.80, 1000, metric="pearson"),
+    ], metric="pearson")
+    out = tmp_path / "out"
+    cli.main(["tradeoff", "--runs_dir", sweep, "--output_dir", str(out)])
+    (row,) = read_csv(out / "tradeoff.csv")
+    assert (row["trials"], float(row["mean"])) == ("t1", pytest.approx(0.80))
+    # A metric that is missing altogether is still an error naming the line.
+    broken = write_sweep(tmp_path / "broken", "STS-B", [
+        {"hparams": {}, "metrics": {"eval_loss": 1.0}, "trained_params": 1}], metric="pearson")
+    with pytest.raises(SystemExit):
+        cli.main(["tradeoff", "--runs_dir", broken, "--output_dir", str(tmp_path / "o2")])
 
 
 def test_tradeoff_without_full_run_has_no_deltas(tmp_path):

@@ -6,9 +6,7 @@ import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-import safetensors.numpy
 import tensorflow_datasets as tfds
 
 from bert_adapters.tasks import squad_metric
@@ -19,6 +17,7 @@ from bert_adapters.training import trainer
 from conftest import REPO_ROOT, require_data
 from bert_adapters.tasks.classification import ClassifierConfig
 from tiny_runs import write_hparams, write_tiny_encoder, write_tiny_rte, write_tiny_squad
+from resume import assert_same_weights, interrupt_and_resume, run_weights
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +36,6 @@ def _config(tiny, **overrides):
                   save_checkpoints_steps=2, log_every_steps=2)
     fields.update(overrides)
     return SquadConfig(**fields)
-
-
-def _weights(output_dir):
-    with open(os.path.join(output_dir, "task_artifact", "weights.safetensors"), "rb") as f:
-        return safetensors.numpy.load(f.read())
 
 
 def _gold(path):
@@ -83,7 +77,7 @@ def test_outputs_metrics_and_artifact(tiny, trained, tmp_path):
     with open(os.path.join(out, "task_artifact", "task_config.json")) as f:
         artifact = json.load(f)
     assert artifact["kind"] == "span" and artifact["doc_stride"] == 8
-    assert _weights(out)["head/kernel"].shape == (8, 2)
+    assert run_weights(out)["head/kernel"].shape == (8, 2)
 
     # The artifact reloads for prediction alone, with the same answers.
     again = trainer.run(_config(tiny, do_train=False, do_predict=True, task_dir=out,
@@ -107,20 +101,10 @@ def test_resume_equals_uninterrupted(tiny, tmp_path):
     config = _config(tiny, num_train_epochs=2.0)
     trainer.run(config, str(tmp_path / "whole"))
 
-    class Stop(Exception):
-        pass
-
-    def interrupt(step):
-        if step == 4:
-            raise Stop()
-
-    with pytest.raises(Stop):
-        trainer.run(config, str(tmp_path / "cut"), step_callback=interrupt)
-    trainer.run(config, str(tmp_path / "cut"))
-    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "cut")
-    assert sorted(a) == sorted(b)
-    for name in a:
-        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    interrupt_and_resume(
+        lambda callback: trainer.run(config, str(tmp_path / "cut"), step_callback=callback), 4)
+    assert_same_weights(run_weights(tmp_path / "whole"), run_weights(tmp_path / "cut"),
+                        rtol=1e-5, atol=1e-6)
 
 
 def test_tfds_squad_when_no_files(tiny, trained, tmp_path):

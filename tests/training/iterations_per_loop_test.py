@@ -3,14 +3,13 @@
 import glob
 import os
 
-import numpy as np
 import pytest
-import safetensors.numpy
 import tensorflow as tf
 
 from bert_adapters.tasks.classification import ClassifierConfig
 from bert_adapters.training import trainer
 from tiny_runs import write_tiny_encoder, write_tiny_rte
+from resume import assert_same_weights, interrupt_and_resume, run_weights
 
 
 @pytest.fixture(scope="module")
@@ -28,17 +27,6 @@ def _config(tiny, **overrides):
                   save_checkpoints_steps=4, log_every_steps=2)
     fields.update(overrides)
     return ClassifierConfig(**fields)
-
-
-def _weights(output_dir):
-    with open(os.path.join(output_dir, "task_artifact", "weights.safetensors"), "rb") as f:
-        return safetensors.numpy.load(f.read())
-
-
-def _assert_same_weights(a, b):
-    assert sorted(a) == sorted(b)
-    for name in a:
-        np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-7, err_msg=name)
 
 
 def _logged_losses(output_dir):
@@ -77,27 +65,19 @@ def test_loops_of_five_train_log_and_checkpoint_as_single_steps(tiny, tmp_path):
         trainer.run(_config(tiny, iterations_per_loop=n), str(tmp_path / f"n{n}"),
                     step_callback=steps[n].append)
     assert steps[1] == steps[5] == list(range(1, 13))   # the callback sees every step
-    _assert_same_weights(_weights(tmp_path / "n1"), _weights(tmp_path / "n5"))
+    assert_same_weights(run_weights(tmp_path / "n1"), run_weights(tmp_path / "n5"))
     logged = _logged_losses(tmp_path / "n5")
     assert sorted(logged) == [2, 4, 6, 8, 10, 12]
     assert logged == pytest.approx(_logged_losses(tmp_path / "n1"), rel=1e-5)
     assert _checkpoints(tmp_path / "n5") == [8, 12]   # max_to_keep=2
 
     # Interrupted inside a loop (step 7 of the loop 5..8), resumed from step 4.
-    class Interrupt(Exception):
-        pass
-
-    def interrupt(step):
-        if step == 7:
-            raise Interrupt()
-
     out = str(tmp_path / "resumed")
-    with pytest.raises(Interrupt):
-        trainer.run(_config(tiny, iterations_per_loop=5), out, step_callback=interrupt)
-    seen = []
-    trainer.run(_config(tiny, iterations_per_loop=5), out, step_callback=seen.append)
-    assert seen == list(range(5, 13))
-    _assert_same_weights(_weights(tmp_path / "n1"), _weights(out))
+    resumed = interrupt_and_resume(
+        lambda callback: trainer.run(_config(tiny, iterations_per_loop=5), out,
+                                     step_callback=callback), 7)
+    assert resumed == list(range(5, 13))
+    assert_same_weights(run_weights(tmp_path / "n1"), run_weights(out))
 
 
 def test_a_total_not_divisible_by_the_loop_stops_exactly(tiny, tmp_path):

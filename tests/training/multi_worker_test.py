@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import pytest
-import safetensors.numpy
 import tensorflow as tf
 
 from bert_adapters.tasks import glue_files
@@ -21,6 +20,7 @@ from bert_adapters.tasks.classification import ClassifierConfig
 from bert_adapters.training import trainer
 from cluster import describe, run_workers, start_workers, wait_all
 from tiny_runs import write_tiny_encoder, write_tiny_rte
+from resume import run_weights
 
 # Generous: two processes importing TensorFlow on two shared cores.
 TIMEOUT = 240
@@ -38,11 +38,6 @@ def _flags(tiny, out, *extra):
             f"--encoder={tiny['encoder']}", "--adapter_size=4", "--max_seq_length=32",
             "--train_batch_size=8", "--eval_batch_size=8", "--learning_rate=1e-2",
             "--distribution_strategy=multi_worker_mirrored", *extra]
-
-
-def _weights(output_dir):
-    with open(os.path.join(output_dir, "task_artifact", "weights.safetensors"), "rb") as f:
-        return safetensors.numpy.load(f.read())
 
 
 def _logged_digests(workers):
@@ -89,7 +84,7 @@ def test_two_workers_train_agree_and_write_once(tiny, tmp_path):
     assert os.listdir(tmp_path / "tmp1") == []
 
     # Both workers end with the weights the chief's artifact holds.
-    artifact_weights = _weights(out)
+    artifact_weights = run_weights(out)
     assert _logged_digests(workers) == [trainer.weights_digest(artifact_weights)] * 2
 
     # Two workers train as two replicas in one process: the global batch of 8
@@ -99,7 +94,7 @@ def test_two_workers_train_agree_and_write_once(tiny, tmp_path):
     config = _recorded_config(out, do_eval=False, do_predict=False)
     trainer.run(config, str(tmp_path / "one_process"),
                 strategy=tf.distribute.MirroredStrategy([d.name for d in cpus[:2]]))
-    local = _weights(tmp_path / "one_process")
+    local = run_weights(tmp_path / "one_process")
     assert sorted(local) == sorted(artifact_weights)
     for name in local:
         np.testing.assert_allclose(artifact_weights[name], local[name], rtol=1e-5, atol=1e-7,
@@ -167,8 +162,8 @@ def test_a_job_restarted_after_a_killed_worker_resumes_from_the_last_checkpoint(
     cpus = tf.config.list_logical_devices("CPU")
     trainer.run(_recorded_config(out), str(tmp_path / "uninterrupted"),
                 strategy=tf.distribute.MirroredStrategy([d.name for d in cpus[:2]]))
-    expected = _weights(tmp_path / "uninterrupted")
-    for name, value in _weights(out).items():
+    expected = run_weights(tmp_path / "uninterrupted")
+    for name, value in run_weights(out).items():
         np.testing.assert_allclose(value, expected[name], rtol=1e-5, atol=1e-7, err_msg=name)
 
 

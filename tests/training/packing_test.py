@@ -12,7 +12,7 @@ from bert_adapters.model import heads, trainable
 from bert_adapters.model.bert_encoder import BertEncoder
 from bert_adapters.model.heads import MASKED_LOGIT
 from bert_adapters.model.packed_models import PackedClassifier, PackedSpanModel, packed_attention_bias
-from bert_adapters.training import packing, trainer
+from bert_adapters.training import evaluation, packing, trainer
 from bert_adapters.tasks.classification import ClassifierConfig
 from bert_adapters.tasks.squad import SquadConfig
 from conftest import tiny_config
@@ -172,14 +172,14 @@ def test_span_logits_loss_and_gradients_as_unpacked_with_padding_masked(span_mod
 
 
 def test_span_predictions_packed_equal_unpacked(span_models):
-    """`trainer._predict`: per-token outputs at full width, MASKED_LOGIT off the tokens."""
+    """`evaluation.predict`: per-token outputs at full width, MASKED_LOGIT off the tokens."""
     model, packed_model, _ = span_models
     lengths = [12, 3, 7, 16, 5, 2, 9, 4, 11, 6, 1]
     features = _features(lengths, seed=4)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     # Batches of 4, in length order: widths 8, 16, 16 (and a -1 slot).
-    unpacked = trainer._predict(strategy, model, features, 4, False)
-    packed = trainer._predict(strategy, packed_model, features, 4, False)
+    unpacked = evaluation.predict(strategy, model, features, 4, False)
+    packed = evaluation.predict(strategy, packed_model, features, 4, False)
     assert unpacked.shape == packed.shape == (len(lengths), MAX_LEN, 2)
     padding = features["input_mask"] == 0
     assert np.all(unpacked[padding] == MASKED_LOGIT) and np.all(packed[padding] == MASKED_LOGIT)

@@ -6,7 +6,6 @@ import shutil
 
 import numpy as np
 import pytest
-import safetensors.numpy
 import tensorflow as tf
 
 from bert_adapters.tasks import glue_files
@@ -15,6 +14,7 @@ from bert_adapters.training import trainer
 from bert_adapters.tasks.classification import ClassifierConfig as RunConfig
 from checkpoint_writers import VOCAB
 from conftest import REPO_ROOT, require_data
+from resume import assert_same_weights, run_weights, stop_after
 from tiny_runs import write_tiny_encoder, write_tiny_rte
 
 
@@ -39,17 +39,6 @@ def _config(tiny, **overrides):
                   do_train=True, save_checkpoints_steps=2, log_every_steps=2)
     fields.update(overrides)
     return RunConfig(**fields)
-
-
-def _weights(output_dir):
-    with open(os.path.join(output_dir, "task_artifact", "weights.safetensors"), "rb") as f:
-        return safetensors.numpy.load(f.read())
-
-
-def _assert_same_weights(a, b, **tolerance):
-    assert sorted(a) == sorted(b)
-    for name in a:
-        np.testing.assert_allclose(a[name], b[name], err_msg=name, **tolerance)
 
 
 def test_outputs_of_a_full_run(tiny, tmp_path):
@@ -136,24 +125,17 @@ def test_same_seed_same_result_and_interrupted_run_resumes_identically(tiny, tmp
     config = _config(tiny, num_train_epochs=2.0)   # 12 steps, checkpoints every 2
     trainer.run(config, str(tmp_path / "a"))
     trainer.run(config, str(tmp_path / "b"))
-    _assert_same_weights(_weights(tmp_path / "a"), _weights(tmp_path / "b"), rtol=0, atol=0)
+    assert_same_weights(run_weights(tmp_path / "a"), run_weights(tmp_path / "b"), rtol=0, atol=0)
 
-    class Interrupt(Exception):
-        pass
-
-    def interrupt(step):
-        if step == 7:
-            raise Interrupt()
-
-    with pytest.raises(Interrupt):
-        trainer.run(config, str(tmp_path / "c"), step_callback=interrupt)
+    stop_after(lambda callback: trainer.run(config, str(tmp_path / "c"), step_callback=callback),
+               7)
     assert not os.path.exists(tmp_path / "c" / "task_artifact")
     trainer.run(config, str(tmp_path / "c"))   # resumes from step 6
-    _assert_same_weights(_weights(tmp_path / "a"), _weights(tmp_path / "c"), rtol=1e-6, atol=1e-7)
+    assert_same_weights(run_weights(tmp_path / "a"), run_weights(tmp_path / "c"), rtol=1e-6, atol=1e-7)
 
     trainer.run(_config(tiny, num_train_epochs=2.0, seed=1), str(tmp_path / "d"))
-    assert not np.allclose(_weights(tmp_path / "a")["head/kernel"],
-                           _weights(tmp_path / "d")["head/kernel"])
+    assert not np.allclose(run_weights(tmp_path / "a")["head/kernel"],
+                           run_weights(tmp_path / "d")["head/kernel"])
 
 
 def test_mirrored_on_two_cpus_matches_one_device(tiny, tmp_path):
@@ -168,7 +150,7 @@ def test_mirrored_on_two_cpus_matches_one_device(tiny, tmp_path):
     two = trainer.run(config, str(tmp_path / "two"),
                       strategy=tf.distribute.MirroredStrategy([d.name for d in cpus[:2]]))
     assert two["eval_loss"] == pytest.approx(one["eval_loss"], rel=1e-5)
-    _assert_same_weights(_weights(tmp_path / "one"), _weights(tmp_path / "two"),
+    assert_same_weights(run_weights(tmp_path / "one"), run_weights(tmp_path / "two"),
                          rtol=1e-4, atol=1e-6)
 
 
@@ -177,7 +159,7 @@ def test_mirrored_on_two_cpus_matches_one_device(tiny, tmp_path):
 def test_other_tuning_modes_store_what_they_train(tiny, tmp_path, tuning, kwargs):
     out = str(tmp_path / tuning)
     trainer.run(_config(tiny, tuning=tuning, adapter_size=None, max_train_steps=2, **kwargs), out)
-    names = set(_weights(out))
+    names = set(run_weights(out))
     assert {"head/kernel", "head/bias"} <= names
     if tuning == "full":
         assert "embeddings/word_embeddings" in names
@@ -312,7 +294,7 @@ def test_bf16_mixed_precision_trains_and_restores_the_policy(tiny, tmp_path):
                           str(tmp_path / "out"))
     assert np.isfinite(results["eval_loss"])
     assert keras.config.dtype_policy().name == "float32"
-    weights = _weights(tmp_path / "out")
+    weights = run_weights(tmp_path / "out")
     assert all(w.dtype == np.float32 for w in weights.values())
 
 
@@ -354,7 +336,7 @@ def test_jit_compile_matches_the_graph_run(tiny, tmp_path):
     trainer.run(config, str(tmp_path / "graph"))
     trainer.run(_config(tiny, encoder=tiny["no_dropout"], head_dropout=0.0, max_train_steps=3,
                         jit_compile=True), str(tmp_path / "xla"))
-    _assert_same_weights(_weights(tmp_path / "graph"), _weights(tmp_path / "xla"),
+    assert_same_weights(run_weights(tmp_path / "graph"), run_weights(tmp_path / "xla"),
                          rtol=1e-3, atol=1e-5)
 
 
@@ -365,9 +347,9 @@ def test_fast_dropout_is_reproducible_and_differs_from_the_default_masks(tiny, t
     trainer.run(fast, str(tmp_path / "fast_a"))
     trainer.run(fast, str(tmp_path / "fast_b"))
     trainer.run(_config(tiny), str(tmp_path / "default"))
-    a, b = _weights(tmp_path / "fast_a"), _weights(tmp_path / "fast_b")
-    _assert_same_weights(a, b, rtol=0, atol=0)
-    assert not np.allclose(a["head/kernel"], _weights(tmp_path / "default")["head/kernel"])
+    a, b = run_weights(tmp_path / "fast_a"), run_weights(tmp_path / "fast_b")
+    assert_same_weights(a, b, rtol=0, atol=0)
+    assert not np.allclose(a["head/kernel"], run_weights(tmp_path / "default")["head/kernel"])
     with open(tmp_path / "fast_a" / "run_config.json") as f:
         assert json.load(f)["settings"]["fast_dropout"] is True
     # Resuming with the other masks is refused like any changed training setting.

@@ -1,11 +1,9 @@
 """TrialCache: trials in one process share base weights, data, models and traces; same outputs."""
 
-import os
 
 import keras
 import numpy as np
 import pytest
-import safetensors.numpy
 
 from bert_adapters.sweep import runner
 from bert_adapters.sweep.hparams_file import load_hparams
@@ -13,6 +11,7 @@ from bert_adapters.tasks.classification import ClassifierConfig
 from bert_adapters.training import trainer, trial_cache
 from bert_adapters.training.optimization import WarmupLinearDecay
 from tiny_runs import write_hparams, write_tiny_encoder, write_tiny_rte
+from resume import run_weights
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +24,6 @@ def tiny(tmp_path_factory):
 SETTINGS = {"max_seq_length": 16, "train_batch_size": 4, "eval_batch_size": 8,
             "max_train_steps": 5, "save_checkpoints_steps": 2, "log_every_steps": 1,
             "adapter_size": 2, "do_predict": False, "group_by_length": True}
-
-
-def _weights(output_dir):
-    with open(os.path.join(output_dir, "task_artifact", "weights.safetensors"), "rb") as f:
-        return safetensors.numpy.load(f.read())
 
 
 def _sweep(tiny, tmp_path, sweep_expr, **settings):
@@ -55,8 +49,8 @@ def test_cached_trials_match_uncached_runs_and_share_one_trace(tiny, tmp_path):
         alone = str(tmp_path / "alone" / trial.name)
         metrics = trainer.run(trial.config, alone)
         assert record["metrics"] == pytest.approx(metrics, rel=0, abs=0), trial.name
-        cached = _weights(sweep.trial_dir(trial.name))
-        uncached = _weights(alone)
+        cached = run_weights(sweep.trial_dir(trial.name))
+        uncached = run_weights(alone)
         assert sorted(cached) == sorted(uncached)
         for name in cached:
             np.testing.assert_array_equal(cached[name], uncached[name], err_msg=name)
