@@ -22,7 +22,8 @@ PAPER_SIZES = {
     "tradeoff_minilm.py": 4 + 3 + 1 + 1,
     "squad_minilm_smoke.py": 2,
     # docs/results.md's studies: stage 1 (rate grids, seed 0) + stage 2 (seeds 1-2).
-    "minilm_glue_rte.py": 3 * 3 + 2 * 3, "minilm_glue_stsb.py": 3 * 3 + 2 * 2, "minilm_glue_cola.py": 3 * 3,
+    "minilm_glue_rte.py": 3 * 3 + 2 * 3, "minilm_glue_stsb.py": 3 * 3 + 2 * 2,
+    "minilm_glue_cola.py": 3 * 3 + 2 * 2,
     "minilm_glue_mrpc.py": 12 * 3, "minilm_squad.py": 3 + 2 + 3,
 }
 
