@@ -27,7 +27,8 @@ same tuning.
 of the compiled Philox loop (the same masks and values, slower), or
 `bf16_kernels` / `fp32_kernels` with bf16 runs' dense matmuls in bfloat16 /
 float32 kernels (`--bf16_matmuls`; the default "auto" takes float32 kernels
-on Intel CPUs with AVX-512 BF16 and no AMX, `bert_adapters/ops/dense.py`).
+on Intel CPUs with AVX-512 BF16 and no AMX, `bert_adapters/ops/settings.py`).
+The options select the ops' `settings` as the trainer does.
 Settings run in alternating order, one run each per round, the order
 reversed every other round (A B, B A, A B, ...: `--rounds` rounds); every
 figure is the median over rounds of each run's median step time. Each run
@@ -121,14 +122,25 @@ def load_features(data, batch_size, total):
 
 
 def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="default"):
+    """One run, with the ops' settings its option selects (as `trainer.run` would)."""
     sys.path.insert(0, REPO)
     import bert_adapters  # noqa: F401  (first: it sets TensorFlow's CPU options)
+    from bert_adapters.ops import settings
+
+    op_settings = settings.Settings(
+        fast_dropout=option == "fast_dropout", compiled_masks=option != "stock_dropout",
+        bf16_matmuls={"bf16_kernels": "bfloat16", "fp32_kernels": "float32"}.get(option, "auto"))
+    with settings.use(op_settings):
+        return _measure(tuning, precision, padding, data, steps, warmup, batch_size, option)
+
+
+def _measure(tuning, precision, padding, data, steps, warmup, batch_size, option):
     import keras
     import numpy as np
     import tensorflow as tf
 
     from bert_adapters import checkpoints
-    from bert_adapters.ops import dense, dropout
+    from bert_adapters.ops import settings
     from bert_adapters.model import trainable
     from bert_adapters.model.heads import build_classifier_model
     from bert_adapters.training import input_pipeline, packing, trainer
@@ -148,10 +160,6 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
             "minilm_l6", adapter_size=ADAPTER if tuning == "adapters" else None)
         trainable.apply_tuning(encoder, tuning)
         model = build_classifier_model(encoder, 2)
-        dropout.use_fast_masks(model, option == "fast_dropout")
-        dropout.compiled_masks = option != "stock_dropout"
-        dense.bf16_matmuls = {"bf16_kernels": "bfloat16",
-                              "fp32_kernels": "float32"}.get(option, "auto")
         jit_compile = option == "jit_compile"
         optimizer = create_optimizer("bert_adam", 1e-4, total, gradients_reduced_by_caller=True)
         optimizer.build(model.trainable_variables)
@@ -199,7 +207,7 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
     flops = statistics.mean(step_flops(tuning, r, w, r * w) for r, w in timed)
     # The matmul rate after training, in the same process, of the kernels the
     # dense layers ran (float32 ones for bf16 with float32 kernels).
-    float32_kernels = precision == "bf16" and dense.float32_kernels(tf.bfloat16)
+    float32_kernels = precision == "bf16" and settings.float32_matmuls(tf.bfloat16)
     rate = matmul_gflops("fp32" if float32_kernels else precision)
     return {"tuning": tuning, "precision": precision, "padding": padding, "data": data,
             "option": option,

@@ -9,6 +9,7 @@
   packed_models.py      the same heads over rows that hold several examples
   trainable.py          which weights each tuning mode trains (section 3)
 
-Layers here call the CPU numerics of `bert_adapters.ops` by name; they never
-import the trainer, the data or the checkpoint readers.
+Layers here call the CPU numerics of `bert_adapters.ops` by name (how those
+run is `ops.settings`' choice, never the model's); they never import the
+trainer, the data or the checkpoint readers.
 """

@@ -31,7 +31,7 @@ from absl import logging
 
 from bert_adapters import checkpoints, io_utils
 from bert_adapters.checkpoints import artifact
-from bert_adapters.ops import dense, dropout
+from bert_adapters.ops import settings
 from bert_adapters.model import trainable
 from bert_adapters.checkpoints.fingerprint import base_fingerprint
 from bert_adapters.model.heads import MASKED_LOGIT
@@ -78,7 +78,8 @@ def run(config, output_dir, step_callback=None, strategy=None):
     # before anything touches TensorFlow's context (see distribution.py).
     strategy = strategy or distribution.strategy_from_config(config)
     try:
-        with _precision_policy(config.mixed_precision, config.bf16_matmuls), \
+        with _precision_policy(config.mixed_precision), \
+                settings.use(_op_settings(config, strategy)), \
                 _write_dir(strategy, output_dir) as write_dir:
             return _run(config, output_dir, write_dir, step_callback, strategy)
     except _LOST_WORKER_ERRORS as err:
@@ -135,7 +136,6 @@ def _run(config, output_dir, write_dir, step_callback, strategy):
                 f"{encoder.config.max_sequence_length} position embeddings")
         trainable.apply_tuning(encoder, config.tuning, config.num_tuned_layers)
         model = kind.build_model(encoder)
-        dropout.use_fast_masks(model, config.fast_dropout)
         if config.task_dir:
             artifact.load_artifact_weights(model, encoder, config.task_dir)
         # In a sweep: an earlier trial's model of the same shape, holding
@@ -283,9 +283,9 @@ def _check_config(config):
                        "directory (or its task_artifact) of an earlier training run")
     if config.mixed_precision not in PRECISION_POLICIES:
         raise RunError(f"--mixed_precision={config.mixed_precision!r}: expected bf16 or fp16")
-    if config.bf16_matmuls not in dense.BF16_MATMULS:
+    if config.bf16_matmuls not in settings.BF16_MATMULS:
         raise RunError(f"--bf16_matmuls={config.bf16_matmuls!r}: expected one of "
-                       f"{', '.join(dense.BF16_MATMULS)}")
+                       f"{', '.join(settings.BF16_MATMULS)}")
     for field in ("max_seq_length", "train_batch_size", "eval_batch_size",
                   "iterations_per_loop", "save_checkpoints_steps"):
         if getattr(config, field) < 1:
@@ -341,8 +341,9 @@ def _write_run_config(output_dir, config, encoder, fingerprint, kind, write=True
               "encoder_config": encoder.config.architecture()}
     if config.mixed_precision == "bf16":
         # What --bf16_matmuls=auto chose on this machine.
-        record["bf16_matmul_kernels"] = ("float32" if dense.float32_kernels(tf.bfloat16)
+        record["bf16_matmul_kernels"] = ("float32" if settings.float32_matmuls(tf.bfloat16)
                                          else "bfloat16")
+    record["op_settings"] = settings.describe()  # What the ops chose for these devices.
     if io_utils.exists(path) and config.do_train:
         old = io_utils.read_json(path)
         changed = [f"{f}: {old['settings'].get(f)!r} -> {record['settings'].get(f)!r}"
@@ -362,15 +363,19 @@ def _jsonable(value):
 
 
 @contextlib.contextmanager
-def _precision_policy(name, bf16_matmuls):
-    previous = keras.config.dtype_policy(), dense.bf16_matmuls
+def _precision_policy(name):
+    previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(PRECISION_POLICIES[name])
-    dense.bf16_matmuls = bf16_matmuls
     try:
         yield
     finally:
-        keras.config.set_dtype_policy(previous[0])
-        dense.bf16_matmuls = previous[1]
+        keras.config.set_dtype_policy(previous)
+
+
+def _op_settings(config, strategy):
+    """The ops' settings for this run: its flags and its strategy's devices."""
+    return settings.Settings(fast_dropout=config.fast_dropout, bf16_matmuls=config.bf16_matmuls,
+                             devices=settings.devices_of(strategy.extended.worker_devices))
 
 
 # === Training ===

@@ -317,7 +317,7 @@ def test_bf16_mixed_precision_trains_and_restores_the_policy(tiny, tmp_path):
 
 
 def test_bf16_matmul_kernels_agree_and_the_choice_is_restored(tiny, tmp_path):
-    from bert_adapters.ops import dense
+    from bert_adapters.ops import settings
 
     losses = {}
     for kernels in ("bfloat16", "float32"):
@@ -325,9 +325,12 @@ def test_bf16_matmul_kernels_agree_and_the_choice_is_restored(tiny, tmp_path):
                                       do_eval=True, max_train_steps=2),
                               str(tmp_path / kernels))
         losses[kernels] = results["eval_loss"]
-        assert dense.bf16_matmuls == "auto"
+        assert settings.current() == settings.Settings()
         with open(tmp_path / kernels / "run_config.json") as f:
-            assert json.load(f)["bf16_matmul_kernels"] == kernels
+            record = json.load(f)
+        assert record["bf16_matmul_kernels"] == kernels
+        assert record["op_settings"]["devices"] == "cpu"
+        assert record["op_settings"]["bf16_matmul_kernels"] == kernels
     assert losses["float32"] == pytest.approx(losses["bfloat16"], rel=2e-2)
     with pytest.raises(trainer.RunError, match="--bf16_matmuls='fp8': expected one of auto"):
         trainer.run(_config(tiny, bf16_matmuls="fp8"), str(tmp_path / "bad"))
