@@ -5,6 +5,7 @@
   transformer_layer.py  `TransformerLayer`: the two adapter slots of figure 2
   embeddings.py         word, position and segment embeddings
   bert_encoder.py       `BertEncoder`, `BertConfig`: the TF Hub encoder's interface
+  layer_span.py         `--adapter_layers=i-j`: the layers that hold adapters
   heads.py              classifier / regression and span heads on the encoder
   packed_models.py      the same heads over rows that hold several examples
   trainable.py          which weights each tuning mode trains (section 3)

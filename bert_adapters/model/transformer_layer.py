@@ -2,6 +2,7 @@
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 from bert_adapters.ops import activations
 from bert_adapters.model.adapter import Adapter
@@ -35,6 +36,10 @@ class TransformerLayer(keras.layers.Layer):
         adapter_size: int or None. None builds no adapters.
         adapter_init_scale: float. See `Adapter`.
         kernel_initializer: initializer of the dense kernels.
+        stop_input_gradient: bool. No gradient flows back through the
+            inputs: every weight below is frozen (the lowest adapted layer
+            of `BertEncoder(adapter_layers=...)`), so the layers below keep
+            no activations for a backward pass.
 
     Call arguments:
         inputs: `[batch_size, seq_length, hidden_dim]`.
@@ -44,7 +49,8 @@ class TransformerLayer(keras.layers.Layer):
 
     def __init__(self, num_heads, intermediate_dim, activation="gelu_tanh", dropout=0.1,
                  attention_dropout=0.1, layer_norm_epsilon=1e-12, adapter_size=None,
-                 adapter_init_scale=1e-2, kernel_initializer="glorot_uniform", **kwargs):
+                 adapter_init_scale=1e-2, kernel_initializer="glorot_uniform",
+                 stop_input_gradient=False, **kwargs):
         super().__init__(**kwargs)
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
@@ -55,6 +61,7 @@ class TransformerLayer(keras.layers.Layer):
         self.adapter_size = adapter_size
         self.adapter_init_scale = adapter_init_scale
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.stop_input_gradient = stop_input_gradient
         self._activation_fn = activations.get(activation)
         # 1.0: adapters on, 0.0: bypassed (made in build when there are
         # adapters). A variable rather than a Python flag, so that one traced
@@ -132,6 +139,8 @@ class TransformerLayer(keras.layers.Layer):
         `call` passes this layer's own; the multi-task bank passes ones that
         apply each example's task's weights. An adapter of `None` is skipped.
         """
+        if self.stop_input_gradient:
+            inputs = ops.stop_gradient(inputs)
         x = inputs
         a = self.attention(x, attention_bias=attention_bias, training=training)
         a = self.attention_output_dropout(a, training=training)
@@ -160,5 +169,6 @@ class TransformerLayer(keras.layers.Layer):
             "adapter_size": self.adapter_size,
             "adapter_init_scale": self.adapter_init_scale,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "stop_input_gradient": self.stop_input_gradient,
         })
         return config

@@ -35,6 +35,7 @@ from bert_adapters.ops import settings
 from bert_adapters.model import trainable
 from bert_adapters.checkpoints.fingerprint import base_fingerprint
 from bert_adapters.model.heads import MASKED_LOGIT
+from bert_adapters.model.layer_span import format_layer_span
 from bert_adapters.data.tokenization import BertTokenizer
 from bert_adapters.training import distribution, input_pipeline, packing, trial_cache
 from bert_adapters.training.optimization import create_optimizer
@@ -127,7 +128,8 @@ def _run(config, output_dir, write_dir, step_callback, strategy):
     with strategy.scope():
         encoder = checkpoints.load_encoder(
             config.encoder, adapter_size=config.adapter_size,
-            adapter_init_scale=config.adapter_init_scale, init_checkpoint=config.init_checkpoint,
+            adapter_init_scale=config.adapter_init_scale, adapter_layers=config.adapter_layers,
+            init_checkpoint=config.init_checkpoint,
             bert_config_file=config.bert_config_file, vocab_file=config.vocab_file,
             checkpoint=trial_cache.base_checkpoint(config))
         if config.max_seq_length > encoder.config.max_sequence_length:
@@ -166,6 +168,7 @@ def _run(config, output_dir, write_dir, step_callback, strategy):
                 "tuning": config.tuning, "num_tuned_layers": config.num_tuned_layers,
                 "adapter_size": config.adapter_size,
                 "adapter_init_scale": config.adapter_init_scale,
+                "adapter_layers": format_layer_span(encoder.adapter_layers),
                 "encoder_source": config.encoder, "init_checkpoint": config.init_checkpoint,
                 "bert_config_file": config.bert_config_file, "vocab_file": config.vocab_file,
                 "max_seq_length": config.max_seq_length, "global_step": steps}, fingerprint)
@@ -232,7 +235,7 @@ _AGREED_FIELDS = (
     "eval_batch_size", "learning_rate", "num_train_epochs", "warmup_proportion", "optimizer",
     "weight_decay", "seed", "max_train_steps", "group_by_length", "do_train", "do_eval",
     "do_predict", "mixed_precision", "jit_compile", "iterations_per_loop",
-    "save_checkpoints_steps", "fast_dropout")
+    "save_checkpoints_steps", "fast_dropout", "adapter_layers")
 
 
 def _inputs_digest(config, splits):
@@ -293,7 +296,8 @@ def _check_config(config):
     if config.learning_rate <= 0 or config.num_train_epochs <= 0:
         raise RunError("--learning_rate and --num_train_epochs must be positive")
     if not config.task_dir:
-        trainable.check_tuning(config.tuning, config.adapter_size, 10**6, config.num_tuned_layers)
+        trainable.check_tuning(config.tuning, config.adapter_size, 10**6, config.num_tuned_layers,
+                               config.adapter_layers)
 
 
 def _merge_artifact_settings(config, artifact_config):
@@ -315,7 +319,9 @@ def _merge_artifact_settings(config, artifact_config):
         config, tuning=artifact_config["tuning"],
         num_tuned_layers=artifact_config["num_tuned_layers"],
         adapter_size=artifact_config["adapter_size"],
-        adapter_init_scale=artifact_config["adapter_init_scale"])
+        adapter_init_scale=artifact_config["adapter_init_scale"],
+        # Artifacts written before adapter spans existed have adapters in every layer.
+        adapter_layers=artifact_config.get("adapter_layers"))
 
 
 # What _merge_artifact_settings and the fingerprint check read from task_config.json.

@@ -200,6 +200,9 @@ def test_changed_settings_on_the_same_output_dir_are_refused(tiny, tmp_path):
     (dict(do_train=False), "--task_dir"),
     (dict(tuning="top_k", adapter_size=None), "num_tuned_layers"),
     (dict(data_dir="missing_folder"), "missing_folder"),
+    (dict(adapter_layers="3-3"), r"--adapter_layers=3-3: the encoder has 2 layers"),
+    (dict(tuning="full", adapter_size=None, adapter_layers="1-2"),
+     r"--adapter_layers places adapters: it applies to tuning='adapters' only"),
 ])
 def test_bad_settings_fail_clearly_and_write_no_results(tiny, tmp_path, overrides, message):
     out = tmp_path / "run"
@@ -376,3 +379,19 @@ def test_fast_dropout_is_reproducible_and_differs_from_the_default_masks(tiny, t
     # Resuming with the other masks is refused like any changed training setting.
     with pytest.raises(ValueError, match="fast_dropout"):
         trainer.run(_config(tiny, fast_dropout=False), str(tmp_path / "fast_a"))
+
+
+def test_adapters_in_a_span_of_layers_are_recorded_and_reloaded(tiny, tmp_path):
+    out = str(tmp_path / "span")
+    trained = trainer.run(_config(tiny, adapter_layers="2-2", do_eval=True, max_train_steps=3,
+                                  iterations_per_loop=2), out)
+    with open(os.path.join(out, "task_artifact", "task_config.json")) as f:
+        artifact = json.load(f)
+    assert artifact["adapter_layers"] == "2-2"
+    # The second layer's adapters and LayerNorms and the head; nothing below.
+    assert {n.split("/")[0] for n in artifact["trained_weights"]} == {"layer_1", "head"}
+    assert len([n for n in artifact["trained_weights"] if "layer_norm" in n]) == 4
+    again = trainer.run(_config(tiny, do_train=False, do_eval=True, task_dir=out,
+                                adapter_size=None), str(tmp_path / "eval"))
+    for key in ("accuracy", "eval_loss"):
+        assert again[key] == pytest.approx(trained[key], abs=1e-6)
