@@ -37,7 +37,7 @@ from bert_adapters.checkpoints.fingerprint import base_fingerprint
 from bert_adapters.model.heads import MASKED_LOGIT
 from bert_adapters.model.layer_span import format_layer_span
 from bert_adapters.data.tokenization import BertTokenizer
-from bert_adapters.training import distribution, input_pipeline, packing, trial_cache
+from bert_adapters.training import distribution, input_pipeline, packing, train_stats, trial_cache
 from bert_adapters.training.optimization import create_optimizer
 
 RUN_CONFIG_FILE = "run_config.json"
@@ -472,13 +472,17 @@ def _train(config, output_dir, write_dir, strategy, model, encoder, kind, train,
     progress = keras.utils.Progbar(total_steps, stateful_metrics=["loss", "lr"],
                                    interval=5.0, verbose=1 if chief else 0)
     started, window_loss, window = time.time(), 0.0, 0
+    meter = train_stats.TrainMeter(config.train_batch_size, start)
     step = start
     while step < total_steps:
         end = loop_end(step, total_steps, config.iterations_per_loop,
                        config.save_checkpoints_steps)
+        loop_started = time.perf_counter()
         losses, rates = train_loop(iterator, tf.constant(end - step, tf.int32))
+        losses, rates = losses.numpy(), rates.numpy()
+        meter.loop_done(end - step, time.perf_counter() - loop_started)
         first = step + 1
-        for step, loss, lr in zip(range(first, end + 1), losses.numpy(), rates.numpy()):
+        for step, loss, lr in zip(range(first, end + 1), losses, rates):
             window_loss, window = window_loss + float(loss), window + 1
             if step % config.log_every_steps == 0 or step == total_steps:
                 with writer.as_default(step=step):
@@ -494,6 +498,8 @@ def _train(config, output_dir, write_dir, strategy, model, encoder, kind, train,
             if step_callback is not None:
                 step_callback(step)
     writer.flush()
+    if chief:
+        train_stats.write(output_dir, meter.record())
     elapsed = time.time() - started
     logging.info("Trained %d steps in %.1f s (%.1f examples/s)", total_steps - start, elapsed,
                  (total_steps - start) * config.train_batch_size / max(elapsed, 1e-9))

@@ -381,7 +381,7 @@ def test_fast_dropout_is_reproducible_and_differs_from_the_default_masks(tiny, t
         trainer.run(_config(tiny, fast_dropout=False), str(tmp_path / "fast_a"))
 
 
-def test_adapters_in_a_span_of_layers_are_recorded_and_reloaded(tiny, tmp_path):
+def test_adapters_in_a_span_of_layers_are_recorded_reloaded_and_measured(tiny, tmp_path):
     out = str(tmp_path / "span")
     trained = trainer.run(_config(tiny, adapter_layers="2-2", do_eval=True, max_train_steps=3,
                                   iterations_per_loop=2), out)
@@ -395,3 +395,10 @@ def test_adapters_in_a_span_of_layers_are_recorded_and_reloaded(tiny, tmp_path):
                                 adapter_size=None), str(tmp_path / "eval"))
     for key in ("accuracy", "eval_loss"):
         assert again[key] == pytest.approx(trained[key], abs=1e-6)
+    with open(os.path.join(out, "train_stats.json")) as f:
+        stats = json.load(f)
+    # Loops of 2 and 1 steps: the first (tracing) is not timed.
+    assert stats["train_steps"] == 3 and stats["timed_steps"] == 1
+    assert stats["examples_per_second"] == pytest.approx(8 / stats["step_seconds"])
+    assert stats["peak_rss_bytes"] > 2 ** 27 and stats["peak_device_memory_bytes"] is None
+
