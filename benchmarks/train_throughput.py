@@ -27,8 +27,10 @@ same tuning.
 of the compiled Philox loop (the same masks and values, slower), or
 `bf16_kernels` / `fp32_kernels` with bf16 runs' dense matmuls in bfloat16 /
 float32 kernels (`--bf16_matmuls`; the default "auto" takes float32 kernels
-on Intel CPUs with AVX-512 BF16 and no AMX, `bert_adapters/ops/settings.py`).
-The options select the ops' `settings` as the trainer does.
+on Intel CPUs with AVX-512 BF16 and no AMX, `bert_adapters/ops/settings.py`),
+or `cls_only` with the top layer computed at [CLS] only
+(`--cls_only_top_layer`). The options select the ops' `settings` as the
+trainer does.
 `--adapter_layers=1-6,3-6,4-6,6-6` runs the adapters once per span of
 adapted layers (rows "adapters[3-6]"; `--adapter_layers` of the runners).
 Settings run in alternating order, one run each per round, the order
@@ -76,7 +78,7 @@ def step_flops(tuning, rows, width, tokens, adapter_layers=None):
     (adapters: the bottlenecks; full: all). Adapters in layers i..j
     (`adapter_layers` "i-j"): bottlenecks in j - i + 1 layers, no backward
     pass below layer i. Embeddings, LayerNorms, the pooler and the head are
-    left out.
+    left out; a [CLS]-only top layer is counted as a full one.
     """
     dense = 8 * HIDDEN ** 2 + 4 * HIDDEN * FF
     adapters = 8 * HIDDEN * ADAPTER if tuning == "adapters" else 0
@@ -174,7 +176,7 @@ def _measure(tuning, precision, padding, data, steps, warmup, batch_size, option
             "minilm_l6", adapter_size=ADAPTER if tuning == "adapters" else None,
             adapter_layers=adapter_layers)
         trainable.apply_tuning(encoder, tuning)
-        model = build_classifier_model(encoder, 2)
+        model = build_classifier_model(encoder, 2, cls_only_top_layer=option == "cls_only")
         jit_compile = option == "jit_compile"
         optimizer = create_optimizer("bert_adam", 1e-4, total, gradients_reduced_by_caller=True)
         optimizer.build(model.trainable_variables)
@@ -310,9 +312,11 @@ def main():
                              "fixed,grouped,packed for a task)")
     parser.add_argument("--options", default="default",
                         help="default,fast_dropout,jit_compile,stock_dropout,bf16_kernels,"
-                             "fp32_kernels: also run each of our settings with --fast_dropout's "
-                             "masks / XLA (--jit_compile) / TensorFlow's stock dropout kernels / "
-                             "bf16 matmuls in bfloat16 or float32 kernels (--bf16_matmuls)")
+                             "fp32_kernels,cls_only: also run each of our settings with "
+                             "--fast_dropout's masks / XLA (--jit_compile) / TensorFlow's stock "
+                             "dropout kernels / bf16 matmuls in bfloat16 or float32 kernels "
+                             "(--bf16_matmuls) / the top layer at [CLS] only "
+                             "(--cls_only_top_layer)")
     parser.add_argument("--adapter_layers", default=None,
                         help="Spans of adapted layers, e.g. 1-6,3-6,4-6,6-6: the adapters run "
                              "once per span (--adapter_layers of the runners), beside the "

@@ -7,6 +7,7 @@
   bert_encoder.py       `BertEncoder`, `BertConfig`: the TF Hub encoder's interface
   layer_span.py         `--adapter_layers=i-j`: the layers that hold adapters
   heads.py              classifier / regression and span heads on the encoder
+                        (`ClsPooledOutput`: the top layer at [CLS] only)
   packed_models.py      the same heads over rows that hold several examples
   trainable.py          which weights each tuning mode trains (section 3)
 

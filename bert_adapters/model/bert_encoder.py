@@ -193,6 +193,34 @@ class BertEncoder(keras.Model):
             if self.transformer_layers[i].adapter_size:
                 self.transformer_layers[i].adapters_enabled = bool(enabled)
 
+    # === [CLS] only ===
+    def cls_pooled_output(self, inputs, training=None):
+        """`pooled_output` with the top layer computed at the first position only.
+
+        A classifier reads the top layer at [CLS] alone, so the top layer's
+        queries, feed-forward and adapters run for that position only, over
+        every position's keys and values (Model Garden's `output_range`).
+        With dropout off it equals `self(inputs)["pooled_output"]` up to
+        float rounding; with dropout on, the top layer's dropout masks are
+        drawn for `[batch, 1, ...]` tensors, so they are not the ones the
+        full computation draws.
+
+        Args:
+            inputs: the encoder's input dict.
+            training: bool.
+
+        Returns:
+            `[batch_size, hidden_dim]`.
+        """
+        x = self.embeddings(inputs["input_word_ids"], inputs["input_type_ids"],
+                            training=training)
+        bias = attention_bias(inputs["input_mask"])
+        for layer in self.transformer_layers[:-1]:
+            x = layer(x, attention_bias=bias, training=training)
+        x = self.transformer_layers[-1](x, attention_bias=bias, training=training,
+                                        queries=x[:, :1, :])
+        return self.pooler(x[:, 0, :])
+
     # === Canonical weights ===
     def weight_map(self):
         """Returns {canonical name: variable}, the names every loader targets.

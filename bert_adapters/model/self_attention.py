@@ -25,14 +25,23 @@ class SelfAttention(keras.layers.Layer):
         kernel_initializer: initializer of the four kernels.
 
     Call arguments:
-        inputs: `[batch_size, seq_length, hidden_dim]`.
+        inputs: `[batch_size, seq_length, hidden_dim]`, whose keys and values
+            are attended over.
         attention_bias: additive float bias broadcastable to
-            `[batch_size, num_heads, seq_length, seq_length]`: 0 for visible
+            `[batch_size, num_heads, num_queries, seq_length]`: 0 for visible
             keys, a large negative number for padding.
         training: bool, enables dropout.
+        queries: optional `[query_batch, num_queries, hidden_dim]`, the
+            inputs at the positions whose outputs are wanted (Model Garden's
+            `output_range`: the [CLS] position only for a classifier's top
+            layer); default `inputs`, every position.
+        rows: optional int `[query_batch]`, the row of `inputs` each query
+            row attends over (packed rows hold several examples' [CLS]);
+            default the same row.
 
     Returns:
-        `[batch_size, seq_length, hidden_dim]`, after the output projection.
+        `[query_batch, num_queries, hidden_dim]` (by default `inputs`' shape),
+        after the output projection.
     """
 
     def __init__(self, num_heads, attention_dropout=0.1, kernel_initializer="glorot_uniform", **kwargs):
@@ -72,12 +81,15 @@ class SelfAttention(keras.layers.Layer):
         x = ops.reshape(x, (batch, seq, self.num_heads, self.head_dim))
         return ops.transpose(x, (0, 2, 1, 3))
 
-    def call(self, inputs, attention_bias=None, training=None):
-        q = self._split_heads(self.query(inputs))
+    def call(self, inputs, attention_bias=None, training=None, queries=None, rows=None):
+        queries = inputs if queries is None else queries
+        q = self._split_heads(self.query(queries))
         k = self._split_heads(self.key(inputs))
         v = self._split_heads(self.value(inputs))
+        if rows is not None:  # Each query row attends over its own row of `inputs`.
+            k, v = ops.take(k, rows, axis=0), ops.take(v, rows, axis=0)
         q = q * ops.cast(1.0 / math.sqrt(self.head_dim), q.dtype)
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))  # [batch, heads, queries, keys]
         # Keras casts float call arguments to the compute dtype: the bias is
         # added in float32, to the scores cast to float32.
         probs = attention_probs(scores, attention_bias, self.dropout, training)

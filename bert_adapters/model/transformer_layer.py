@@ -26,6 +26,10 @@ class TransformerLayer(keras.layers.Layer):
     it sets `adapter_gate`, a variable that traced functions read at run
     time, so switching needs no re-trace.
 
+    `queries` computes the layer's output at some positions only, over the
+    keys and values of every position (Model Garden's `output_range`): a
+    classifier reads the top layer at [CLS] alone.
+
     Args:
         num_heads: int. Attention heads.
         intermediate_dim: int. Width of the feed-forward network.
@@ -43,8 +47,16 @@ class TransformerLayer(keras.layers.Layer):
 
     Call arguments:
         inputs: `[batch_size, seq_length, hidden_dim]`.
-        attention_bias: additive mask, see `SelfAttention`.
+        attention_bias: additive mask, see `SelfAttention` (with `queries`,
+            broadcastable to `[query_batch, heads, num_queries, seq_length]`).
         training: bool.
+        queries: optional `[query_batch, num_queries, hidden_dim]`, the inputs
+            at the positions whose outputs are wanted; default `inputs`.
+        rows: optional int `[query_batch]`, the row of `inputs` each query
+            row attends over; default the same row.
+
+    Returns:
+        `[query_batch, num_queries, hidden_dim]`: by default `inputs`' shape.
     """
 
     def __init__(self, num_heads, intermediate_dim, activation="gelu_tanh", dropout=0.1,
@@ -124,16 +136,17 @@ class TransformerLayer(keras.layers.Layer):
         # select over the d-wide output.
         return adapter(inputs, gate=self.adapter_gate)
 
-    def call(self, inputs, attention_bias=None, training=None):
+    def call(self, inputs, attention_bias=None, training=None, queries=None, rows=None):
         attention_adapter = output_adapter = None
         if self.adapter_size:
             attention_adapter = lambda a: self._gated(self.attention_adapter, a)
             output_adapter = lambda h: self._gated(self.output_adapter, h)
         return self.forward(inputs, attention_bias, training, attention_adapter,
-                            self.attention_layer_norm, output_adapter, self.output_layer_norm)
+                            self.attention_layer_norm, output_adapter, self.output_layer_norm,
+                            queries=queries, rows=rows)
 
     def forward(self, inputs, attention_bias, training, attention_adapter, attention_layer_norm,
-                output_adapter, output_layer_norm):
+                output_adapter, output_layer_norm, queries=None, rows=None):
         """The layer with its adapters and LayerNorms given as callables.
 
         `call` passes this layer's own; the multi-task bank passes ones that
@@ -141,8 +154,10 @@ class TransformerLayer(keras.layers.Layer):
         """
         if self.stop_input_gradient:
             inputs = ops.stop_gradient(inputs)
-        x = inputs
-        a = self.attention(x, attention_bias=attention_bias, training=training)
+            queries = None if queries is None else ops.stop_gradient(queries)
+        x = inputs if queries is None else queries
+        a = self.attention(inputs, attention_bias=attention_bias, training=training,
+                           queries=queries, rows=rows)
         a = self.attention_output_dropout(a, training=training)
         if attention_adapter is not None:
             a = attention_adapter(a)

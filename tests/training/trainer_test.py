@@ -402,3 +402,15 @@ def test_adapters_in_a_span_of_layers_are_recorded_reloaded_and_measured(tiny, t
     assert stats["examples_per_second"] == pytest.approx(8 / stats["step_seconds"])
     assert stats["peak_rss_bytes"] > 2 ** 27 and stats["peak_device_memory_bytes"] is None
 
+
+def test_cls_only_top_layer_trains_as_the_full_top_layer(tiny, tmp_path):
+    # Dropout off: the same logits, so the same training up to float rounding.
+    results = {}
+    for cls_only in (False, True):
+        out = tmp_path / str(cls_only)
+        results[cls_only] = trainer.run(_config(
+            tiny, encoder=tiny["no_dropout"], head_dropout=0.0, max_train_steps=3, do_eval=True,
+            cls_only_top_layer=cls_only), str(out))
+    assert results[True]["eval_loss"] == pytest.approx(results[False]["eval_loss"], rel=1e-4)
+    _assert_same_weights(_weights(tmp_path / "True"), _weights(tmp_path / "False"),
+                         rtol=1e-3, atol=1e-5)
