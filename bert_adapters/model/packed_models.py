@@ -100,7 +100,8 @@ class PackedClassifier(PackedTaskModel):
 
     def call(self, inputs, training=None):
         if self.cls_only_top_layer:
-            first_tokens = encode_packed_rows(self.encoder, inputs, training, True)
+            first_tokens = encode_packed_rows(self.encoder, inputs, training,
+                                              cls_only_top_layer=True)
         else:
             x = encode_packed_rows(self.encoder, inputs, training)
             first_tokens = tf.gather_nd(x, inputs["cls_positions"])  # [num_examples, hidden]

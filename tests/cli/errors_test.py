@@ -193,9 +193,6 @@ def _case(tiny, tmp_path, name):
         return base + [f"--encoder={tiny['encoder']}", "--do_train", "--adapter_layers=5-2"], [
             "flag --adapter_layers=5-2: the first layer 5 is above the last 2: expected i-j "
             "with 1 <= i <= j"]
-    if name == "adapter_layers_beyond_the_encoder":
-        return base + [f"--encoder={tiny['encoder']}", "--do_train", "--adapter_layers=3-3"], [
-            "--adapter_layers=3-3: the encoder has 2 layers: expected i-j with 1 <= i <= j <= 2"]
     if name == "unknown_flag":
         return ["--task_name=RTE", "--do_tarin"], ["Unknown command line flag 'do_tarin'"]
     if name == "missing_output_dir":
@@ -213,8 +210,8 @@ _SLOW = pytest.mark.slow
     pytest.param("corrupt_task_config", marks=_SLOW), pytest.param("truncated_tf1", marks=_SLOW),
     pytest.param("hparams_syntax", marks=_SLOW), pytest.param("output_dir_is_a_file", marks=_SLOW),
     pytest.param("non_utf8", marks=_SLOW), pytest.param("missing_output_dir", marks=_SLOW),
-    pytest.param("adapter_layers_form", marks=_SLOW),
-    pytest.param("adapter_layers_beyond_the_encoder", marks=_SLOW)])
+    # (A span past the encoder's layers: trainer_test, in-process.)
+    pytest.param("adapter_layers_form", marks=_SLOW)])
 def test_command_line_bad_input_is_one_line_and_exit_2(tiny, tmp_path, name):
     args, fragments = _case(tiny, tmp_path, name)
     out = tmp_path / "out"
