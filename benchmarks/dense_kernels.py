@@ -6,8 +6,8 @@ Times one `TokenDense` layer of each shape the embedded MiniLM-L6 encoder and
 its adapters use (384 -> 384 attention projections, 384 -> 1536 and
 1536 -> 384 feed-forward, 384 -> 64 -> 384 adapter), under the
 mixed_bfloat16 policy, forward pass plus input and kernel gradients, with
-`bert_adapters.ops.dense.bf16_matmuls` set to "bfloat16" and to "float32"
-(`--bf16_matmuls`). The two run alternately (A B, B A, ...) and each figure is
+the ops' `bf16_matmuls` setting "bfloat16" and "float32"
+(`bert_adapters.ops.settings`, `--bf16_matmuls`). The two run alternately (A B, B A, ...) and each figure is
 the median over rounds. Prints the CPU and what `--bf16_matmuls=auto` picks
 on it.
 """
@@ -37,12 +37,13 @@ def main():
     import keras
     import tensorflow as tf
 
-    from bert_adapters.ops import dense
+    from bert_adapters.ops import dense, settings
     from train_throughput import cpu_description
 
     keras.config.set_dtype_policy("mixed_bfloat16")
     print(f"CPU: {cpu_description()}")
-    print(f"--bf16_matmuls=auto here: {'float32' if dense.float32_faster() else 'bfloat16'} "
+    print(f"--bf16_matmuls=auto here: "
+          f"{'float32' if settings.float32_matmuls(tf.bfloat16) else 'bfloat16'} "
           f"kernels\n")
     print(f"| shape ({args.tokens} tokens) | bfloat16 kernels ms | float32 kernels ms | "
           f"speed-up |")
@@ -52,7 +53,6 @@ def main():
         dy = tf.cast(tf.random.normal([args.tokens, units_out]), tf.bfloat16)
         steps = {}
         for kernels in KERNELS:
-            dense.bf16_matmuls = kernels   # read when the function is traced, below
             layer = dense.TokenDense(units_out)
             layer.build((None, None, units_in))
 
@@ -63,7 +63,8 @@ def main():
                     y = layer(x[None])
                 return tape.gradient(y, [x, layer.kernel], output_gradients=dy[None])
 
-            step(x, dy)   # trace
+            with settings.use(bf16_matmuls=kernels):   # read when `step` is traced
+                step(x, dy)
             steps[kernels] = step
         times = {kernels: [] for kernels in KERNELS}
         for round_index in range(args.rounds):

@@ -126,10 +126,10 @@ def main():
                         help="An op type (e.g. Mul): also list its kernels by op name.")
     parser.add_argument("--stock_dropout", action="store_true",
                         help="Keras' masks from TensorFlow's stock kernels, not the compiled "
-                             "Philox loop (bert_adapters/ops/dropout.py)")
+                             "Philox loop (the ops' setting compiled_masks=False)")
     parser.add_argument("--bf16_matmuls", choices=["auto", "bfloat16", "float32"],
                         default="auto", help="bf16: the dense layers' matmul kernels "
-                                             "(bert_adapters/ops/dense.py)")
+                                             "(bert_adapters/ops/settings.py)")
     parser.add_argument("--sequential", action="store_true",
                         help="One op at a time (inter-op threads 1; each op still uses every "
                              "core): kernel times then add up to the step, without two "
@@ -143,18 +143,25 @@ def main():
     if args.sequential:
         tf.config.threading.set_inter_op_parallelism_threads(1)
 
+    from bert_adapters.ops import settings
+
+    keras.config.set_dtype_policy({"fp32": "float32", "bf16": "mixed_bfloat16"}[args.precision])
+    keras.utils.set_random_seed(0)
+    # Read when the step is traced (`_profile`).
+    with settings.use(compiled_masks=not args.stock_dropout, bf16_matmuls=args.bf16_matmuls):
+        _profile(args)
+
+
+def _profile(args):
+    import tensorflow as tf
+
     from bert_adapters import checkpoints
-    from bert_adapters.ops import dense, dropout
     from bert_adapters.model import trainable
     from bert_adapters.model.heads import build_classifier_model
     from bert_adapters.training import input_pipeline, trainer
     from bert_adapters.training.optimization import create_optimizer
     from train_throughput import _cross_entropy, load_features
 
-    keras.config.set_dtype_policy({"fp32": "float32", "bf16": "mixed_bfloat16"}[args.precision])
-    keras.utils.set_random_seed(0)
-    dropout.compiled_masks = not args.stock_dropout
-    dense.bf16_matmuls = args.bf16_matmuls
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     total = 3 + 2 * args.steps
     features, labels = load_features("synthetic128", 32, total)

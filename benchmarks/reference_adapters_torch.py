@@ -33,7 +33,10 @@ from train_throughput import current_rss_gb
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.environ.get("BERT_ADAPTERS_DATA", os.path.join(REPO, "..", "shared", "data"))
 # GLUE TSV layout: (folder, first text column, second text column or None, label column).
-TASKS = {"mrpc": ("MRPC", 3, 4, 0), "sst2": ("SST-2", 0, None, 1), "rte": ("RTE", 1, 2, 3)}
+TASKS = {"mrpc": ("MRPC", 3, 4, 0), "sst2": ("SST-2", 0, None, 1), "rte": ("RTE", 1, 2, 3),
+         "cola": ("CoLA", 3, None, 1)}
+# CoLA's train.tsv has no header row; the others have one.
+NO_HEADER = {"cola"}
 
 
 def read_task(name):
@@ -41,7 +44,8 @@ def read_task(name):
     folder, a, b, label = TASKS[name]
     texts_a, texts_b, labels = [], [], []
     with open(os.path.join(DATA_DIR, "glue", folder, "train.tsv"), encoding="utf-8-sig") as f:
-        next(f)
+        if name not in NO_HEADER:
+            next(f)
         for line in f:
             cols = line.rstrip("\n").split("\t")
             texts_a.append(cols[a])
@@ -72,6 +76,10 @@ def main():
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--data", choices=["synthetic128"] + sorted(TASKS),
                         default="synthetic128")
+    parser.add_argument("--padding", choices=["fixed", "dynamic"], default="fixed",
+                        help="Real data: every batch padded to 128 (padding='max_length'), or "
+                             "each random batch to its own longest example, as the library's "
+                             "users do with a dynamic-padding collator.")
     args = parser.parse_args()
 
     import torch
@@ -109,8 +117,13 @@ def main():
         batches = []
         for i in range(total_steps):
             rows = order[i * args.batch_size:(i + 1) * args.batch_size]
-            batches.append((encoded["input_ids"][rows], encoded["attention_mask"][rows],
-                            encoded["token_type_ids"][rows], torch.tensor(labels)[rows]))
+            # Dynamic padding: the batch's columns up to its longest example (what
+            # DataCollatorWithPadding gives); the tokens are the same either way.
+            width = (int(encoded["attention_mask"][rows].sum(1).max())
+                     if args.padding == "dynamic" else 128)
+            batches.append((encoded["input_ids"][rows, :width],
+                            encoded["attention_mask"][rows, :width],
+                            encoded["token_type_ids"][rows, :width], torch.tensor(labels)[rows]))
     setup_rss = current_rss_gb()   # Model, optimiser and data ready; no step yet.
     times = []
     for i in range(total_steps):
@@ -131,9 +144,10 @@ def main():
     print("RESULT " + json.dumps({
         "tuning": f"{args.tuning} (adapters library {adapters.__version__}, torch "
                   f"{torch.__version__})",
-        "precision": args.precision, "padding": "fixed", "data": args.data,
+        "precision": args.precision, "padding": args.padding, "data": args.data,
         "step_seconds": step, "examples_per_second": args.batch_size / step,
-        "padded_tokens_per_step": 128.0 * args.batch_size, "real_tokens_per_step": real_tokens,
+        "padded_tokens_per_step": statistics.mean(b[0].numel() for b in batches[args.warmup:]),
+        "real_tokens_per_step": real_tokens,
         "torch_matmul_gflops": matmul_gflops(torch, args.precision),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "setup_rss_gb": setup_rss,

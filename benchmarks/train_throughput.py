@@ -27,7 +27,12 @@ same tuning.
 of the compiled Philox loop (the same masks and values, slower), or
 `bf16_kernels` / `fp32_kernels` with bf16 runs' dense matmuls in bfloat16 /
 float32 kernels (`--bf16_matmuls`; the default "auto" takes float32 kernels
-on Intel CPUs with AVX-512 BF16 and no AMX, `bert_adapters/ops/dense.py`).
+on Intel CPUs with AVX-512 BF16 and no AMX, `bert_adapters/ops/settings.py`),
+or `cls_only` with the top layer computed at [CLS] only
+(`--cls_only_top_layer`). The options select the ops' `settings` as the
+trainer does.
+`--adapter_layers=1-6,3-6,4-6,6-6` runs the adapters once per span of
+adapted layers (rows "adapters[3-6]"; `--adapter_layers` of the runners).
 Settings run in alternating order, one run each per round, the order
 reversed every other round (A B, B A, A B, ...: `--rounds` rounds); every
 figure is the median over rounds of each run's median step time. Each run
@@ -63,20 +68,29 @@ LAYERS, HIDDEN, FF, ADAPTER = 6, 384, 1536, 64
 MATMUL_SHAPE = (4096, 384, 1536)
 
 
-def step_flops(tuning, rows, width, tokens):
+def step_flops(tuning, rows, width, tokens, adapter_layers=None):
     """Matmul FLOPs of one training step on `rows` x `width` (`tokens` = rows x width).
 
     Forward: per token the four attention projections, the feed-forward
     pair and (adapters) two bottlenecks; per row the two attention products.
-    Backward: the activation gradients (as much again) plus weight gradients
-    of the trained matrices only (adapters: the bottlenecks; full: all).
-    Embeddings, LayerNorms, the pooler and the head are left out.
+    Backward: the activation gradients (as much again) down to the lowest
+    trained layer plus weight gradients of the trained matrices only
+    (adapters: the bottlenecks; full: all). Adapters in layers i..j
+    (`adapter_layers` "i-j"): bottlenecks in j - i + 1 layers, no backward
+    pass below layer i. Embeddings, LayerNorms, the pooler and the head are
+    left out; a [CLS]-only top layer is counted as a full one.
     """
     dense = 8 * HIDDEN ** 2 + 4 * HIDDEN * FF
     adapters = 8 * HIDDEN * ADAPTER if tuning == "adapters" else 0
-    forward = LAYERS * (tokens * (dense + adapters) + rows * 4 * width ** 2 * HIDDEN)
-    weight_grads = LAYERS * tokens * (adapters if tuning == "adapters" else dense)
-    return 2 * forward + weight_grads
+    first, last = (int(n) for n in adapter_layers.split("-")) if adapter_layers else (1, LAYERS)
+    adapted = last - first + 1
+    per_layer = tokens * dense + rows * 4 * width ** 2 * HIDDEN
+    forward = LAYERS * per_layer + adapted * tokens * adapters
+    backward_layers = LAYERS - first + 1 if tuning == "adapters" else LAYERS
+    backward = backward_layers * per_layer + adapted * tokens * adapters
+    weight_grads = (adapted * tokens * adapters if tuning == "adapters"
+                    else LAYERS * tokens * dense)
+    return forward + backward + weight_grads
 
 
 def matmul_gflops(precision, repeats=20):
@@ -120,15 +134,29 @@ def load_features(data, batch_size, total):
     return features, np.asarray(examples.labels)
 
 
-def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="default"):
+def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="default",
+           adapter_layers=""):
+    """One run, with the ops' settings its option selects (as `trainer.run` would)."""
     sys.path.insert(0, REPO)
     import bert_adapters  # noqa: F401  (first: it sets TensorFlow's CPU options)
+    from bert_adapters.ops import settings
+
+    op_settings = settings.Settings(
+        fast_dropout=option == "fast_dropout", compiled_masks=option != "stock_dropout",
+        bf16_matmuls={"bf16_kernels": "bfloat16", "fp32_kernels": "float32"}.get(option, "auto"))
+    with settings.use(op_settings):
+        return _measure(tuning, precision, padding, data, steps, warmup, batch_size, option,
+                        adapter_layers or None)
+
+
+def _measure(tuning, precision, padding, data, steps, warmup, batch_size, option,
+             adapter_layers):
     import keras
     import numpy as np
     import tensorflow as tf
 
     from bert_adapters import checkpoints
-    from bert_adapters.ops import dense, dropout
+    from bert_adapters.ops import settings
     from bert_adapters.model import trainable
     from bert_adapters.model.heads import build_classifier_model
     from bert_adapters.training import input_pipeline, packing, trainer
@@ -145,13 +173,10 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
         lengths=lengths if padding == "grouped" else None)
     with strategy.scope():
         encoder = checkpoints.load_encoder(
-            "minilm_l6", adapter_size=ADAPTER if tuning == "adapters" else None)
+            "minilm_l6", adapter_size=ADAPTER if tuning == "adapters" else None,
+            adapter_layers=adapter_layers)
         trainable.apply_tuning(encoder, tuning)
-        model = build_classifier_model(encoder, 2)
-        dropout.use_fast_masks(model, option == "fast_dropout")
-        dropout.compiled_masks = option != "stock_dropout"
-        dense.bf16_matmuls = {"bf16_kernels": "bfloat16",
-                              "fp32_kernels": "float32"}.get(option, "auto")
+        model = build_classifier_model(encoder, 2, cls_only_top_layer=option == "cls_only")
         jit_compile = option == "jit_compile"
         optimizer = create_optimizer("bert_adam", 1e-4, total, gradients_reduced_by_caller=True)
         optimizer.build(model.trainable_variables)
@@ -196,13 +221,13 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
     steal = _steal_share(machine_started, _machine_cpu_ticks())
     step = statistics.median(times)
     timed = shapes[warmup:]
-    flops = statistics.mean(step_flops(tuning, r, w, r * w) for r, w in timed)
+    flops = statistics.mean(step_flops(tuning, r, w, r * w, adapter_layers) for r, w in timed)
     # The matmul rate after training, in the same process, of the kernels the
     # dense layers ran (float32 ones for bf16 with float32 kernels).
-    float32_kernels = precision == "bf16" and dense.float32_kernels(tf.bfloat16)
+    float32_kernels = precision == "bf16" and settings.float32_matmuls(tf.bfloat16)
     rate = matmul_gflops("fp32" if float32_kernels else precision)
     return {"tuning": tuning, "precision": precision, "padding": padding, "data": data,
-            "option": option,
+            "option": option, "adapter_layers": adapter_layers,
             "step_seconds": step, "examples_per_second": batch_size / step,
             "cores_busy": sum(cpu) / sum(times), "steal": steal,
             "float32_kernels": float32_kernels,
@@ -287,9 +312,15 @@ def main():
                              "fixed,grouped,packed for a task)")
     parser.add_argument("--options", default="default",
                         help="default,fast_dropout,jit_compile,stock_dropout,bf16_kernels,"
-                             "fp32_kernels: also run each of our settings with --fast_dropout's "
-                             "masks / XLA (--jit_compile) / TensorFlow's stock dropout kernels / "
-                             "bf16 matmuls in bfloat16 or float32 kernels (--bf16_matmuls)")
+                             "fp32_kernels,cls_only: also run each of our settings with "
+                             "--fast_dropout's masks / XLA (--jit_compile) / TensorFlow's stock "
+                             "dropout kernels / bf16 matmuls in bfloat16 or float32 kernels "
+                             "(--bf16_matmuls) / the top layer at [CLS] only "
+                             "(--cls_only_top_layer)")
+    parser.add_argument("--adapter_layers", default=None,
+                        help="Spans of adapted layers, e.g. 1-6,3-6,4-6,6-6: the adapters run "
+                             "once per span (--adapter_layers of the runners), beside the "
+                             "other --tunings")
     parser.add_argument("--output", default=None, help="Also write the results as JSON here.")
     parser.add_argument("--reference_python", default=None,
                         help="A Python with torch + adapters: also run "
@@ -310,15 +341,19 @@ def main():
     commands = {}
     for precision in args.precisions.split(","):
         for padding in paddings:
-            for tuning in args.tunings.split(","):
+            runs_of = [(t, "") for t in args.tunings.split(",") if t]
+            runs_of += [("adapters", span) for span in (args.adapter_layers or "").split(",")
+                        if span]
+            for tuning, span in runs_of:
                 for option in args.options.split(","):
-                    key = (tuning if option == "default" else f"{tuning}+{option}",
+                    label = f"{tuning}[{span}]" if span else tuning
+                    key = (label if option == "default" else f"{label}+{option}",
                            precision, padding)
                     commands[key] = [
                         sys.executable, os.path.abspath(__file__), f"--data={args.data}",
                         f"--steps={args.steps}", f"--warmup={args.warmup}",
                         f"--batch_size={args.batch_size}",
-                        f"--worker={tuning}:{precision}:{padding}:{option}"]
+                        f"--worker={tuning}:{precision}:{padding}:{option}:{span}"]
         if args.reference_python:
             script = os.path.join(REPO, "benchmarks", "reference_adapters_torch.py")
             for tuning in args.reference_tunings.split(","):

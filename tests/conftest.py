@@ -75,3 +75,12 @@ def _separate_collective_keys():
     """
     from bert_adapters.training import distribution
     tf.distribute.MirroredStrategy._collective_key_base += distribution._KEY_SPACING
+
+
+@pytest.fixture
+def cpu_numerics():
+    """The ops' CPU kernels, run on the CPU: the tests of those kernels select
+    them on any machine (where a GPU is present they would step aside)."""
+    from bert_adapters.ops import settings
+    with tf.device("/CPU:0"), settings.use(devices="cpu"):
+        yield

@@ -1,10 +1,11 @@
-"""`python -m bert_adapters.analysis {ablate,init_scale,tradeoff} ...`: the paper's figures.
+"""`python -m bert_adapters.analysis {ablate,init_scale,tradeoff,adapter_layers} ...`: figures.
 
-  ablate      --task_dir RUN --output_dir OUT [--data_dir DIR] [--metric M]
-              [--eval_batch_size N]
-  init_scale  --runs_dir SWEEP [SWEEP ...] --output OUT.png [--metric M]
-  tradeoff    --runs_dir SWEEP [SWEEP ...] --output_dir OUT [--metric M]
-              [--select mean|first_seed]
+  ablate          --task_dir RUN --output_dir OUT [--data_dir DIR] [--metric M]
+                  [--eval_batch_size N]
+  init_scale      --runs_dir SWEEP [SWEEP ...] --output OUT.png [--metric M]
+  tradeoff        --runs_dir SWEEP [SWEEP ...] --output_dir OUT [--metric M]
+                  [--select mean|first_seed]
+  adapter_layers  --runs_dir SWEEP [SWEEP ...] --output_dir OUT [--metric M]
 
 Bad input (a missing or malformed file, a run without adapters) is reported
 as one line naming the file and what was expected, exit status 2, and
@@ -61,6 +62,17 @@ def _parser():
                           help="How each point's rate is picked: the best mean over seeds, "
                                "or the best run of the lowest seed (a rate grid at one "
                                "seed, more seeds at the chosen rate).")
+
+    layers = commands.add_parser(
+        "adapter_layers", help="Dev metric and step time against the lowest adapted layer "
+                               "(sweeps over --adapter_layers).")
+    layers.add_argument("--runs_dir", nargs="+", required=True,
+                        help="Sweep directories over adapter_layers "
+                             "(hparams/minilm_adapter_layers.py).")
+    layers.add_argument("--output_dir", required=True,
+                        help="Where adapter_layers.png and adapter_layers.csv go.")
+    layers.add_argument("--metric", default=None,
+                        help="The metric to plot (default: each sweep's own).")
     return parser
 
 
@@ -84,6 +96,12 @@ def main(argv=None):
             from bert_adapters.analysis import init_scale
             rows = init_scale.write_init_scale(args.runs_dir, args.output, args.metric)
             print(f"Wrote {args.output} and its CSV: {len(rows)} points")
+        elif args.command == "adapter_layers":
+            from bert_adapters.analysis import adapter_layers
+            rows = adapter_layers.write_adapter_layers(args.runs_dir, args.output_dir,
+                                                       args.metric)
+            print(f"Wrote {args.output_dir}/{adapter_layers.PNG_FILE} and "
+                  f"{adapter_layers.CSV_FILE}: {len(rows)} spans")
         else:
             from bert_adapters.analysis import tradeoff
             rows, bands = tradeoff.write_tradeoff(args.runs_dir, args.output_dir, args.metric,

@@ -4,7 +4,9 @@
 
 For every contiguous span of layers [i, j] (L(L+1)/2 spans) the trained
 adapters of those layers are switched off, without retraining, and the run's
-dev split is evaluated again. The model is built and traced once: the spans
+dev split is evaluated again. A run with adapters in some layers only
+(`--adapter_layers`) has nothing to switch off in the others: a span of
+those alone scores as every adapter on. The model is built and traced once: the spans
 only change the layers' `adapter_gate` variables, which the traced function
 reads at run time (see `TransformerLayer`).
 
@@ -260,6 +262,7 @@ def run_ablation(task_dir, data_dir=None, metric=None, batch_size=None):
         "split": key, "num_eval_examples": kind.num_examples(split),
         "encoder": run.task_config.get("encoder_source"),
         "adapter_size": run.task_config.get("adapter_size"),
+        "adapter_layers": run.task_config.get("adapter_layers"),
         "recorded_full": recorded if isinstance(recorded, (int, float)) else None,
         "traces": predictor.traces, "wall_seconds": round(time.time() - started, 1),
         "layout": "matrix[i][j]: dev metric with the adapters of layers i..j (0-based, "
@@ -316,7 +319,8 @@ def plot_ablation(result, path):
     base = result.get("encoder") or "unknown base"
     figure.suptitle(
         f"Adapter ablation: {result['task']} {result['split']}, {base} "
-        f"(adapters m={result.get('adapter_size')})\n"
+        f"(adapters m={result.get('adapter_size')}"
+        f"{', layers ' + result['adapter_layers'] if result.get('adapter_layers') else ''})\n"
         f"all adapters on: {metric} {result['full'] * scale:.1f}"
         f"{figures.metric_unit(metric).replace('x100', ' (x100)')}; "
         f"{result['num_eval_examples']} examples", fontsize=11)

@@ -21,6 +21,7 @@ DPI = 100
 ABLATION_SIZE = (7.0, 6.0)
 INIT_SCALE_SIZE = (7.0, 4.5)
 TRADEOFF_SIZE = (8.0, 5.0)
+ADAPTER_LAYERS_SIZE = (7.0, 6.5)
 
 # Orange adapters and blue top-k as in the paper's figures 3 and 4, green LayerNorm.
 METHOD_COLORS = {"adapters": "tab:orange", "top_k": "tab:blue", "layer_norm": "tab:green",

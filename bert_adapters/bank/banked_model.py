@@ -22,7 +22,9 @@ class BankedModel(tf.Module):
 
     Tasks with smaller adapters are zero-padded to the widest (a zero
     bottleneck unit adds exactly zero); a `layer_norm`-tuned task has all-zero
-    adapters, i.e. none. Heads are padded to the most outputs; the padding's
+    adapters, i.e. none, and a task with adapters in some layers only
+    (`--adapter_layers`) has all-zero adapters and the base's LayerNorms in
+    the others, as its own model computes them. Heads are padded to the most outputs; the padding's
     logits are -inf. A span task's 2-unit head is stacked with the others
     (padded likewise) and applied to the sequence output by `outputs`, so a
     batch may mix classification rows and span windows.

@@ -83,8 +83,8 @@ def _apply_overrides(config, overrides, description):
 
 
 def load_encoder(source=None, *, adapter_size=None, adapter_init_scale=1e-2,
-                 init_checkpoint=None, bert_config_file=None, vocab_file=None, checkpoint=None,
-                 **overrides):
+                 adapter_layers=None, init_checkpoint=None, bert_config_file=None,
+                 vocab_file=None, checkpoint=None, **overrides):
     """Builds a `BertEncoder` holding a pre-trained checkpoint's weights.
 
     A checkpoint written by the paper's code (adapter-bert) brings its
@@ -98,6 +98,8 @@ def load_encoder(source=None, *, adapter_size=None, adapter_init_scale=1e-2,
             `sources.resolve`). Default: the embedded `minilm_l6`.
         adapter_size: int or None. Bottleneck size m of the adapters.
         adapter_init_scale: float. Stddev of new adapters' initialiser.
+        adapter_layers: `"i-j"`, `(i, j)` or None: adapters only in layers
+            i..j (1-based, inclusive); default every layer.
         init_checkpoint: TF1 checkpoint prefix or directory, as BERT's
             `--init_checkpoint` (instead of `source`).
         bert_config_file: its `bert_config.json` (default: beside it).
@@ -129,7 +131,7 @@ def load_encoder(source=None, *, adapter_size=None, adapter_init_scale=1e-2,
                              f"{description}, of size {stored_size}")
         adapter_size = stored_size
     encoder = BertEncoder(config, adapter_size=adapter_size,
-                          adapter_init_scale=adapter_init_scale)
+                          adapter_init_scale=adapter_init_scale, adapter_layers=adapter_layers)
     encoder.set_canonical_weights(weights, source=description)
     encoder.source = description
     return encoder

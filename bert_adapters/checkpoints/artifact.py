@@ -5,7 +5,8 @@ A task artifact is a directory holding
     LayerNorm and the head for `adapters`; the whole encoder for `full`), in
     the package's canonical names plus `head/kernel`, `head/bias`;
   - `task_config.json`: the task kind (`classification` or `span`) and what
-    its head needs (labels, outputs), tuning and adapter settings, the base
+    its head needs (labels, outputs), tuning and adapter settings (the
+    layers holding adapters: `adapter_layers`, absent or null for all), the base
     encoder's source and fingerprint. Written last, so a directory without it
     is incomplete.
 Loading it onto a base whose fingerprint differs is refused: the adapters
@@ -127,6 +128,7 @@ def load_base_encoder(task_config, **overrides):
     return checkpoints.load_encoder(
         task_config.get("encoder_source"), adapter_size=task_config.get("adapter_size"),
         adapter_init_scale=task_config.get("adapter_init_scale", 1e-2),
+        adapter_layers=task_config.get("adapter_layers"),
         init_checkpoint=task_config.get("init_checkpoint"),
         bert_config_file=task_config.get("bert_config_file"), **overrides)
 

@@ -56,6 +56,11 @@ def define_common_flags(max_seq_length=128):
                          "--tuning=adapters, as adapter-bert).")
     flags.DEFINE_float("adapter_init_scale", 1e-2, "Stddev of the adapters' truncated-normal "
                        "init (paper 1e-2; the authors' code 1e-3).")
+    flags.DEFINE_string("adapter_layers", None, "With --tuning=adapters: adapters (and trained "
+                        "LayerNorms) only in layers i..j, written i-j (1-based, inclusive; "
+                        "e.g. 3-6). Default: every layer. The layers below i are frozen and "
+                        "keep no activations for the backward pass.")
+    flags.register_validator("adapter_layers", _check_layer_span)
     # Optimisation.
     flags.DEFINE_integer("max_seq_length", max_seq_length, "Maximum WordPiece tokens per "
                          "example, [CLS] and [SEP]s included; longer inputs are truncated.")
@@ -141,6 +146,9 @@ def define_classifier_flags():
     flags.DEFINE_string("label_field", "label", "Custom task: the label column.")
     flags.DEFINE_list("labels", None, "Custom task: the label set (default: from train_file, "
                       "sorted).")
+    flags.DEFINE_bool("cls_only_top_layer", False, "Compute the top layer at [CLS] only, the "
+                      "one position the classifier reads (the same logits with dropout off; "
+                      "with dropout on, other masks than the default's in that layer).")
 
 
 def define_squad_flags():
@@ -164,6 +172,17 @@ def define_squad_flags():
                       "supported: this project reproduces the paper's SQuAD v1.1.")
     flags.DEFINE_float("null_score_diff_threshold", 0.0, "Original BERT: SQuAD v2.0's "
                        "no-answer threshold; no effect on v1.1.")
+
+
+def _check_layer_span(value):
+    """absl validator of --adapter_layers: its form (the encoder checks its layers)."""
+    from bert_adapters.model.layer_span import parse_layer_span
+
+    try:
+        parse_layer_span(value)
+    except ValueError as err:  # absl names the flag and value itself: the reason follows.
+        raise flags.ValidationError(str(err).split(": ", 1)[-1]) from None
+    return True
 
 
 def parse_flags(argv):

@@ -7,6 +7,7 @@ from keras import ops
 
 from bert_adapters.ops import activations
 from bert_adapters.model.embeddings import BertEmbeddings
+from bert_adapters.model.layer_span import format_layer_span, parse_layer_span
 from bert_adapters.model.transformer_layer import TransformerLayer
 
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
@@ -78,11 +79,20 @@ class BertEncoder(keras.Model):
     feed-forward output projection. `set_adapters_enabled` switches them off
     per layer for the ablation of section 3.6.
 
+    With `adapter_layers=(i, j)` only layers i..j (1-based, inclusive) hold
+    adapters, and the layers below i are a frozen feature extractor: layer i
+    stops gradients at its input (`TransformerLayer(stop_input_gradient)`),
+    so a training step keeps no activations below it. Their LayerNorms, and
+    the embedding LayerNorm under them, are frozen with them
+    (`trainable.is_trained`).
+
     Args:
         config: BertConfig. The base architecture.
         adapter_size: int or None. Bottleneck size m; None builds no adapters.
         adapter_init_scale: float. Stddev of the adapters' truncated normal
             initialiser (paper 1e-2; the authors' code 1e-3).
+        adapter_layers: `(i, j)`, `"i-j"` or None (every layer): the layers
+            that hold adapters, 1-based and inclusive. Needs `adapter_size`.
 
     Example:
     >>> encoder = BertEncoder(BertConfig(vocab_size=100, hidden_dim=8,
@@ -92,11 +102,17 @@ class BertEncoder(keras.Model):
     ...                "input_type_ids": 0 * ids})
     """
 
-    def __init__(self, config, adapter_size=None, adapter_init_scale=1e-2, **kwargs):
+    def __init__(self, config, adapter_size=None, adapter_init_scale=1e-2, adapter_layers=None,
+                 **kwargs):
         if isinstance(config, dict):
             config = BertConfig(**config)
         if adapter_size is not None and (not isinstance(adapter_size, int) or adapter_size < 1):
             raise ValueError(f"adapter_size must be a positive integer or None, got {adapter_size!r}")
+        adapter_layers = parse_layer_span(adapter_layers, config.num_layers)
+        if adapter_layers is not None and not adapter_size:
+            raise ValueError(f"adapter_layers={format_layer_span(adapter_layers)} needs "
+                             f"adapter_size: there are no adapters to place")
+        first, last = adapter_layers or (1, config.num_layers)
         dtype = kwargs.pop("dtype", None)
         kernel_init = lambda: keras.initializers.TruncatedNormal(stddev=config.initializer_range)
 
@@ -108,10 +124,11 @@ class BertEncoder(keras.Model):
         transformer_layers = [
             TransformerLayer(
                 config.num_heads, config.intermediate_dim, config.activation, config.dropout,
-                config.attention_dropout, config.layer_norm_epsilon, adapter_size,
-                adapter_init_scale, kernel_initializer=kernel_init(), dtype=dtype,
-                name=f"transformer_layer_{i}")
-            for i in range(config.num_layers)
+                config.attention_dropout, config.layer_norm_epsilon,
+                adapter_size if first <= number <= last else None, adapter_init_scale,
+                kernel_initializer=kernel_init(), stop_input_gradient=(number == first and first > 1),
+                dtype=dtype, name=f"transformer_layer_{number - 1}")
+            for number in range(1, config.num_layers + 1)
         ]
         # The pre-trained pooler: frozen when training adapters (the paper's
         # code trains a fresh classifier on top of it).
@@ -139,6 +156,7 @@ class BertEncoder(keras.Model):
         self.config = config
         self.adapter_size = adapter_size
         self.adapter_init_scale = adapter_init_scale
+        self.adapter_layers = adapter_layers
         self.embeddings = embeddings
         self.transformer_layers = transformer_layers
         self.pooler = pooler
@@ -150,6 +168,7 @@ class BertEncoder(keras.Model):
             "config": dataclasses.asdict(self.config),
             "adapter_size": self.adapter_size,
             "adapter_init_scale": self.adapter_init_scale,
+            "adapter_layers": format_layer_span(self.adapter_layers),
         }
 
     @classmethod
@@ -158,11 +177,12 @@ class BertEncoder(keras.Model):
 
     # === Adapters ===
     def set_adapters_enabled(self, enabled, layers=None):
-        """Switches the adapters of `layers` (indices; default all) on or off.
+        """Switches the adapters of `layers` (0-based indices; default all) on or off.
 
         Sets each layer's `adapter_gate` variable: functions already traced
         (Keras' `predict`, a `tf.function`) follow the new setting without
-        re-tracing.
+        re-tracing. Layers without adapters (outside `adapter_layers`) have
+        none to switch and are passed over.
         """
         if not self.adapter_size:
             raise ValueError("This encoder has no adapters (adapter_size=None)")
@@ -170,7 +190,36 @@ class BertEncoder(keras.Model):
         for i in indices:
             if not 0 <= i < self.config.num_layers:
                 raise ValueError(f"Layer index {i} out of range [0, {self.config.num_layers})")
-            self.transformer_layers[i].adapters_enabled = bool(enabled)
+            if self.transformer_layers[i].adapter_size:
+                self.transformer_layers[i].adapters_enabled = bool(enabled)
+
+    # === [CLS] only ===
+    def cls_pooled_output(self, inputs, training=None):
+        """`pooled_output` with the top layer computed at the first position only.
+
+        A classifier reads the top layer at [CLS] alone, so the top layer's
+        queries, feed-forward and adapters run for that position only, over
+        every position's keys and values (Model Garden's `output_range`).
+        With dropout off it equals `self(inputs)["pooled_output"]` up to
+        float rounding; with dropout on, the top layer's dropout masks are
+        drawn for `[batch, 1, ...]` tensors, so they are not the ones the
+        full computation draws.
+
+        Args:
+            inputs: the encoder's input dict.
+            training: bool.
+
+        Returns:
+            `[batch_size, hidden_dim]`.
+        """
+        x = self.embeddings(inputs["input_word_ids"], inputs["input_type_ids"],
+                            training=training)
+        bias = attention_bias(inputs["input_mask"])
+        for layer in self.transformer_layers[:-1]:
+            x = layer(x, attention_bias=bias, training=training)
+        x = self.transformer_layers[-1](x, attention_bias=bias, training=training,
+                                        queries=x[:, :1, :])
+        return self.pooler(x[:, 0, :])
 
     # === Canonical weights ===
     def weight_map(self):
@@ -206,7 +255,7 @@ class BertEncoder(keras.Model):
             weights.update(dense(f"{p}/intermediate", layer.intermediate))
             weights.update(dense(f"{p}/output", layer.output_dense))
             weights.update(norm(f"{p}/output_layer_norm", layer.output_layer_norm))
-            if self.adapter_size:
+            if layer.adapter_size:
                 for slot in ("attention_adapter", "output_adapter"):
                     adapter = getattr(layer, slot)
                     weights.update(dense(f"{p}/{slot}/down", adapter.down))
@@ -234,7 +283,8 @@ class BertEncoder(keras.Model):
         if missing:
             problems.append(f"missing tensors: {missing}")
         if unexpected:
-            problems.append(f"unexpected tensors (does adapter_size match?): {unexpected}")
+            problems.append(f"unexpected tensors (do adapter_size and adapter_layers match?): "
+                            f"{unexpected}")
         if mismatched:
             problems.append(f"shape mismatches: {mismatched}")
         if problems:

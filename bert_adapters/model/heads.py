@@ -34,15 +34,49 @@ def _dense(units, initializer_range):
         name="classifier")
 
 
-def build_classifier_model(encoder, num_outputs, head_dropout=0.1, initializer_range=0.02):
+class ClsPooledOutput(keras.layers.Layer):
+    """The encoder's pooled output, its top layer computed at [CLS] only.
+
+    `BertEncoder.cls_pooled_output` as a layer of a functional task model;
+    the encoder's weights are its weights.
+
+    Args:
+        encoder: the `BertEncoder`.
+
+    Call arguments:
+        inputs: the encoder's input dict.
+        training: bool.
+
+    Returns:
+        `[batch_size, hidden_dim]`.
+    """
+
+    def __init__(self, encoder, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+
+    def call(self, inputs, training=None):
+        return self.encoder.cls_pooled_output(inputs, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape["input_word_ids"][0], self.encoder.config.hidden_dim)
+
+
+def build_classifier_model(encoder, num_outputs, head_dropout=0.1, initializer_range=0.02,
+                           cls_only_top_layer=False):
     """Encoder -> pooled output -> dropout -> dense with `num_outputs` units.
 
     As BERT's `run_classifier.py`: dropout 0.1 on the pooled [CLS] vector and
     one dense layer (logits `[batch_size, num_outputs]` for classification,
-    one value for regression).
+    one value for regression). `cls_only_top_layer`: the encoder's top layer
+    computes its output at [CLS] alone (`ClsPooledOutput`), the only position
+    the head reads: the same logits with dropout off, up to float rounding.
     """
     inputs = _inputs()
-    pooled = encoder(inputs)["pooled_output"]
+    if cls_only_top_layer:
+        pooled = ClsPooledOutput(encoder, name="cls_pooled_output")(inputs)
+    else:
+        pooled = encoder(inputs)["pooled_output"]
     x = keras.layers.Dropout(head_dropout, name="head_dropout")(pooled)
     outputs = _dense(num_outputs, initializer_range)(x)
     return keras.Model(inputs, outputs, name="task_model")
@@ -70,6 +104,11 @@ def build_task_model(encoder, task_config):
     if kind == SPAN:
         return build_span_model(encoder)
     raise ValueError(f"task kind {kind!r} is not one of {KINDS}")
+
+
+def is_cls_only(model):
+    """Whether a task model built here computes its top layer at [CLS] only."""
+    return any(isinstance(layer, ClsPooledOutput) for layer in model.layers)
 
 
 def head_weight_map(model):

@@ -26,18 +26,29 @@ def packed_attention_bias(example_ids):
     return ops.expand_dims((1.0 - ops.cast(same, "float32")) * -1e9, 1)
 
 
-def encode_packed_rows(encoder, inputs, training=None):
+def encode_packed_rows(encoder, inputs, training=None, cls_only_top_layer=False):
     """The encoder's sequence output on packed rows, `[rows, width, hidden_dim]`.
 
     Each example attends only to itself (`packed_attention_bias`) and has its
-    own positions (`input_position_ids`, from 0) and token types.
+    own positions (`input_position_ids`, from 0) and token types. With
+    `cls_only_top_layer` the top layer runs at each example's [CLS]
+    (`cls_positions`) only, over its own row: `[num_examples, hidden_dim]`.
     """
     x = encoder.embeddings(inputs["input_word_ids"], inputs["input_type_ids"],
                            training=training, input_position_ids=inputs["input_position_ids"])
     bias = packed_attention_bias(inputs["input_example_ids"])
-    for layer in encoder.transformer_layers:
+    layers = encoder.transformer_layers[:-1] if cls_only_top_layer else encoder.transformer_layers
+    for layer in layers:
         x = layer(x, attention_bias=bias, training=training)
-    return x
+    if not cls_only_top_layer:
+        return x
+    cls_positions = inputs["cls_positions"]
+    queries = tf.gather_nd(x, cls_positions)[:, None, :]         # [num_examples, 1, hidden]
+    # Each [CLS]'s row of the mask: the keys of its own example.
+    own_bias = tf.gather_nd(bias[:, 0], cls_positions)[:, None, None, :]
+    x = encoder.transformer_layers[-1](x, attention_bias=own_bias, training=training,
+                                       queries=queries, rows=cls_positions[:, 0])
+    return x[:, 0, :]
 
 
 class PackedTaskModel(keras.Model):
@@ -64,7 +75,8 @@ class PackedClassifier(PackedTaskModel):
     positions (from 0) and token types, and its logits come from its own
     [CLS] token through the pooler, the head dropout and the classifier.
     With dropout off the logits equal the unpacked model's (up to float
-    rounding of reductions over longer rows).
+    rounding of reductions over longer rows). A task model built with
+    `cls_only_top_layer` runs its top layer at the [CLS] tokens only here too.
 
     Args:
         task_model: the classification model (its encoder and the layers
@@ -84,10 +96,15 @@ class PackedClassifier(PackedTaskModel):
     def __init__(self, task_model, encoder, **kwargs):
         super().__init__(task_model, encoder, **kwargs)
         self.head_dropout = task_model.get_layer("head_dropout")
+        self.cls_only_top_layer = heads.is_cls_only(task_model)
 
     def call(self, inputs, training=None):
-        x = encode_packed_rows(self.encoder, inputs, training)
-        first_tokens = tf.gather_nd(x, inputs["cls_positions"])  # [num_examples, hidden]
+        if self.cls_only_top_layer:
+            first_tokens = encode_packed_rows(self.encoder, inputs, training,
+                                              cls_only_top_layer=True)
+        else:
+            x = encode_packed_rows(self.encoder, inputs, training)
+            first_tokens = tf.gather_nd(x, inputs["cls_positions"])  # [num_examples, hidden]
         pooled = self.encoder.pooler(first_tokens)
         return self.classifier(self.head_dropout(pooled, training=training))
 

@@ -2,6 +2,7 @@
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 from bert_adapters.ops import activations
 from bert_adapters.model.adapter import Adapter
@@ -25,6 +26,10 @@ class TransformerLayer(keras.layers.Layer):
     it sets `adapter_gate`, a variable that traced functions read at run
     time, so switching needs no re-trace.
 
+    `queries` computes the layer's output at some positions only, over the
+    keys and values of every position (Model Garden's `output_range`): a
+    classifier reads the top layer at [CLS] alone.
+
     Args:
         num_heads: int. Attention heads.
         intermediate_dim: int. Width of the feed-forward network.
@@ -35,16 +40,29 @@ class TransformerLayer(keras.layers.Layer):
         adapter_size: int or None. None builds no adapters.
         adapter_init_scale: float. See `Adapter`.
         kernel_initializer: initializer of the dense kernels.
+        stop_input_gradient: bool. No gradient flows back through the
+            inputs: every weight below is frozen (the lowest adapted layer
+            of `BertEncoder(adapter_layers=...)`), so the layers below keep
+            no activations for a backward pass.
 
     Call arguments:
         inputs: `[batch_size, seq_length, hidden_dim]`.
-        attention_bias: additive mask, see `SelfAttention`.
+        attention_bias: additive mask, see `SelfAttention` (with `queries`,
+            broadcastable to `[query_batch, heads, num_queries, seq_length]`).
         training: bool.
+        queries: optional `[query_batch, num_queries, hidden_dim]`, the inputs
+            at the positions whose outputs are wanted; default `inputs`.
+        rows: optional int `[query_batch]`, the row of `inputs` each query
+            row attends over; default the same row.
+
+    Returns:
+        `[query_batch, num_queries, hidden_dim]`: by default `inputs`' shape.
     """
 
     def __init__(self, num_heads, intermediate_dim, activation="gelu_tanh", dropout=0.1,
                  attention_dropout=0.1, layer_norm_epsilon=1e-12, adapter_size=None,
-                 adapter_init_scale=1e-2, kernel_initializer="glorot_uniform", **kwargs):
+                 adapter_init_scale=1e-2, kernel_initializer="glorot_uniform",
+                 stop_input_gradient=False, **kwargs):
         super().__init__(**kwargs)
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
@@ -55,6 +73,7 @@ class TransformerLayer(keras.layers.Layer):
         self.adapter_size = adapter_size
         self.adapter_init_scale = adapter_init_scale
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.stop_input_gradient = stop_input_gradient
         self._activation_fn = activations.get(activation)
         # 1.0: adapters on, 0.0: bypassed (made in build when there are
         # adapters). A variable rather than a Python flag, so that one traced
@@ -117,23 +136,28 @@ class TransformerLayer(keras.layers.Layer):
         # select over the d-wide output.
         return adapter(inputs, gate=self.adapter_gate)
 
-    def call(self, inputs, attention_bias=None, training=None):
+    def call(self, inputs, attention_bias=None, training=None, queries=None, rows=None):
         attention_adapter = output_adapter = None
         if self.adapter_size:
             attention_adapter = lambda a: self._gated(self.attention_adapter, a)
             output_adapter = lambda h: self._gated(self.output_adapter, h)
         return self.forward(inputs, attention_bias, training, attention_adapter,
-                            self.attention_layer_norm, output_adapter, self.output_layer_norm)
+                            self.attention_layer_norm, output_adapter, self.output_layer_norm,
+                            queries=queries, rows=rows)
 
     def forward(self, inputs, attention_bias, training, attention_adapter, attention_layer_norm,
-                output_adapter, output_layer_norm):
+                output_adapter, output_layer_norm, queries=None, rows=None):
         """The layer with its adapters and LayerNorms given as callables.
 
         `call` passes this layer's own; the multi-task bank passes ones that
         apply each example's task's weights. An adapter of `None` is skipped.
         """
-        x = inputs
-        a = self.attention(x, attention_bias=attention_bias, training=training)
+        if self.stop_input_gradient:
+            inputs = ops.stop_gradient(inputs)
+            queries = None if queries is None else ops.stop_gradient(queries)
+        x = inputs if queries is None else queries
+        a = self.attention(inputs, attention_bias=attention_bias, training=training,
+                           queries=queries, rows=rows)
         a = self.attention_output_dropout(a, training=training)
         if attention_adapter is not None:
             a = attention_adapter(a)
@@ -160,5 +184,6 @@ class TransformerLayer(keras.layers.Layer):
             "adapter_size": self.adapter_size,
             "adapter_init_scale": self.adapter_init_scale,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "stop_input_gradient": self.stop_input_gradient,
         })
         return config

@@ -6,26 +6,25 @@ TF1 BERT, TF Hub, Model Garden and keras-hub use the tanh approximation
 
 Both compute their forward values with Keras' (TensorFlow's) own formula,
 bit for bit (the exact form takes its 16-bit `erfc` through float32, which
-gives the same bits for every bfloat16 and float16 input and runs 3.4x
-faster: tests/ops/activations_test.py checks all 65,536 of each). A 16-bit
-input has only 65,536 values: in a traced step on a CPU the forward pass is
-one compiled gather from a table of the traced formula's value at each
-(`fused.lookup`; the same bits; on `[4096, 1536]` bfloat16 8.6 -> 1.5 ms
-for the exact form, 8.2 -> 1.7 ms for the tanh form). Both carry a
-hand-written gradient that keeps only the input for the backward pass.
-Differentiating the composite formula op by op keeps three intermediates of
-the input's size as well (the erfc argument and output and 0.5 x; for the
-tanh form x^3 terms and the tanh): on BERT's feed-forward layer,
-`[tokens, 4 x hidden]` each, that is most of a training step's activation
-memory after attention (measured with benchmarks/train_throughput.py: the peak RSS
-column). The hand-written gradient recomputes what it needs from the input;
-it equals the composite's up to float rounding (tests/ops/activations_test.py).
-The gradient is computed in float32 (float64 for float64 inputs):
-TensorFlow's bfloat16 `Erfc`, `Exp` and `Tanh` have no vectorised CPU
-kernels (a bf16 step spent 13% of its kernel time in them), and float32 is
-the more accurate anyway. It runs as one loop compiled by XLA (a dozen
-TensorFlow kernels otherwise, each a pass over the tensor: 3x slower); where
-XLA is missing, op by op (`fused.py`).
+gives the same bits for every bfloat16 and float16 input and is faster:
+tests/ops/activations_test.py checks all 65,536 of each). A 16-bit input
+has only 65,536 values: in a traced step on a CPU the forward pass is one
+compiled gather from a table of the traced formula's value at each
+(`fused.lookup`, when `settings.gelu_tables`; the same bits).
+
+Both carry a hand-written gradient that keeps only the input for the
+backward pass. Differentiating the composite formula op by op keeps three
+intermediates of the input's size as well (the erfc argument and output and
+0.5 x; for the tanh form x^3 terms and the tanh): on BERT's feed-forward
+layer, `[tokens, 4 x hidden]` each, that is most of a training step's
+activation memory after attention (benchmarks/train_throughput.py: the peak
+RSS column). The hand-written gradient recomputes what it needs from the
+input; it equals the composite's up to float rounding
+(tests/ops/activations_test.py). The gradient is computed in float32
+(float64 for float64 inputs): TensorFlow's bfloat16 `Erfc`, `Exp` and `Tanh`
+have no vectorised CPU kernels, and float32 is the more accurate anyway. It
+runs as one loop compiled by XLA (a dozen TensorFlow kernels otherwise, each
+a pass over the tensor); where the loops are off, op by op (`fused.py`).
 """
 
 import functools
@@ -114,8 +113,7 @@ def _input_gradient(slope, convert=False):
 
 # The gradients as one XLA loop each: as separate TensorFlow kernels they make
 # about a dozen passes over `[tokens, 4 x hidden]` (casts, erfc, exp, the
-# products), 14% of a bfloat16 training step's kernel time; compiled they run
-# 3x faster (fused.py).
+# products); compiled, one (fused.py).
 _SLOPES = {"gelu": _exact_slope, "gelu_tanh": _tanh_slope}
 _GRADIENTS = {name: _input_gradient(slope) for name, slope in _SLOPES.items()}
 _FUSED_GRADIENTS = {name: fused.compile(_input_gradient(slope, convert=True))

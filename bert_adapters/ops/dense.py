@@ -18,29 +18,20 @@ rounding; TensorFlow's bfloat16 kernels round the product, then its sum with
 the bias). With either kernel the bias gradient is summed in float32
 (TensorFlow's own sums it in bfloat16: `_matmul_bias`). Outputs and gradients
 are the exactly rounded sums within one bfloat16 step, almost all of them
-equal (tests/ops/dense_test.py). The backward
-pass keeps the 16-bit operands, as the bfloat16 kernels' does. On CPUs
-whose bfloat16 kernel is slower than their float32 one (AVX-512 BF16
-without AMX on Intel: oneDNN's `avx512_core_bf16` matmul at 0.55-0.75x its
-float32 rate) that is faster even with the casts. `bf16_matmuls` chooses:
-"auto" (default) takes float32 kernels on the CPUs where they were measured
-faster (`float32_faster`: Intel with AVX-512 BF16 and no AMX), decided from
-the CPU's flags so that a run does not depend on the load of the moment;
-"bfloat16" or "float32" force one (`--bf16_matmuls`). GPUs and TPUs keep
-bfloat16 kernels under "auto".
+equal (tests/ops/dense_test.py). The backward pass keeps the 16-bit
+operands, as the bfloat16 kernels' does. On CPUs whose bfloat16 kernel is
+slower than their float32 one (AVX-512 BF16 without AMX on Intel) that is
+faster even with the casts. Which kernels run is `settings.float32_matmuls`
+(`--bf16_matmuls`: "auto" takes float32 kernels on the CPUs where they were
+measured faster, decided from the CPU's flags; GPUs and TPUs keep bfloat16
+kernels under "auto").
 """
-
-import functools
 
 import keras
 import tensorflow as tf
-from absl import logging
 from keras import ops
 
-from bert_adapters.ops import host
-
-BF16_MATMULS = ("auto", "bfloat16", "float32")
-bf16_matmuls = "auto"   # Process-wide; read when a function is traced.
+from bert_adapters.ops import settings
 
 
 @keras.saving.register_keras_serializable(package="bert_adapters")
@@ -71,7 +62,7 @@ def token_matmul(inputs, kernel, bias=None):
     """
     leading = ops.shape(inputs)[:-1]
     x = ops.reshape(inputs, (-1, inputs.shape[-1]))
-    if float32_kernels(x.dtype):
+    if settings.float32_matmuls(x.dtype):
         kernel = ops.cast(kernel, x.dtype)
         x = (_wide_matmul(x, kernel) if bias is None else
              _wide_matmul_bias(x, kernel, ops.cast(bias, x.dtype)))
@@ -90,9 +81,8 @@ def _matmul_bias(x, kernel, bias):
     summed in float32.
 
     TensorFlow's own gradient sums the bias's over the tokens in bfloat16: once
-    the running sum is large the small terms are lost (over 4096 tokens of a
-    unit-normal gradient, sums of median size 40 were off by 2.4 in the median,
-    up to 26; and its bfloat16 reduction is slower than a matmul). Here the
+    the running sum is large the small terms are lost (tests/ops/dense_test.py
+    sums 4096 tokens; and its bfloat16 reduction is slower than a matmul). Here the
     sum is `ones @ dy`, a bfloat16 matmul: exact products, float32 sums, one
     rounding (tested within one bfloat16 step of the exact sum). The input and
     kernel gradients are TensorFlow's own MatMul gradients.
@@ -117,8 +107,7 @@ def _wide_gradients(x, kernel, dy):
     The backward pass keeps `x` and `kernel` in their own (16-bit) dtype, as
     the 16-bit kernels' does, and widens them again here, after `dy` exists:
     without that dependency Grappler merges these casts with the forward
-    pass's and keeps each float32 copy from forward to backward (+80 MB for
-    the adapters at 32 x 128).
+    pass's and keeps each float32 copy from forward to backward.
     """
     with tf.control_dependencies([dy]):
         xf, kf, dyf = _wide(x, kernel, dy)
@@ -144,33 +133,3 @@ def _wide_matmul_bias(x, kernel, bias):
         return dx, dkernel, tf.cast(tf.reduce_sum(dyf, axis=0), bias.dtype)
 
     return y, grad
-
-
-def float32_kernels(dtype):
-    """Whether `token_matmul` runs a matmul of `dtype` operands with float32 kernels."""
-    if bf16_matmuls not in BF16_MATMULS:
-        raise ValueError(f"bf16_matmuls={bf16_matmuls!r}: expected one of {BF16_MATMULS}")
-    if tf.as_dtype(dtype) != tf.bfloat16 or bf16_matmuls == "bfloat16":
-        return False
-    return bf16_matmuls == "float32" or float32_faster()
-
-
-@functools.cache
-def float32_faster():
-    """Whether this host's CPU runs bfloat16 matmuls faster through float32 kernels.
-
-    Decided from the CPU's vendor and flags (`/proc/cpuinfo`), not timed, so
-    that a run's numbers do not depend on the load of the moment: Intel CPUs
-    with AVX-512 BF16 but no AMX, where oneDNN's bfloat16 matmul runs at
-    0.55-0.75x its float32 rate (measured on a Xeon family 6 model 207).
-    Everywhere else bfloat16 kernels: AMX, AMD Zen 4 and Zen 5 (bfloat16 at
-    1.9-2x the float32 rate), other CPUs not measured, GPUs and TPUs.
-    """
-    if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
-        return False
-    faster = host.intel_bf16_without_amx()
-    if faster:
-        logging.info("bfloat16 matmuls run through float32 kernels on this CPU (AVX-512 BF16 "
-                     "without AMX); --bf16_matmuls=bfloat16 keeps bfloat16 kernels")
-    return faster
-

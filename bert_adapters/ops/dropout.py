@@ -12,17 +12,18 @@ integers (`keep_threshold`) and packs four keep bits per byte; one more loop
 scales and selects, and the backward pass reuses the packed bits (a quarter
 of the boolean mask's memory). Values and masks equal
 `stateless_dropout`'s for float32, bfloat16 and float16
-(tests/ops/dropout_test.py); on the attention probabilities of a 32 x 128 batch
-the masks, scale and select take a third of the stock kernels' time or less
-(benchmarks/profile_step.py, `--stock_dropout` for the stock kernels). Where
-XLA is missing (`fused.py`), under a TPU strategy (its generator differs),
-for other dtypes or with `compiled_masks = False`: Keras' ops.
+(tests/ops/dropout_test.py); the masks, scale and select take a fraction of
+the stock kernels' time (benchmarks/profile_step.py, `--stock_dropout` for
+the stock kernels; docs/performance.md). Where the compiled loops do not
+apply (`settings.compiled_dropout`: XLA missing, the loops off, a GPU or TPU
+among the run's devices, `compiled_masks=False`) or for other dtypes:
+Keras' ops.
 
-Fast masks (opt-in `--fast_dropout`) compare 16 random bits per element
-against the rate instead, so one 32-bit draw serves two elements: half the
-generator's work, the same Bernoulli masks except that the dropout rate is
-rounded to a multiple of 2^-16 (0.1 -> 0.1000061) and kept values are scaled
-by the exact inverse of the rounded keep rate. The masks differ from Keras',
+Fast masks (opt-in `--fast_dropout`, `settings.fast_dropout`) compare 16
+random bits per element against the rate instead, so one 32-bit draw serves
+two elements: half the generator's work, the same Bernoulli masks except
+that the dropout rate is rounded to a multiple of 2^-16 (0.1 -> 0.1000061)
+and kept values are scaled by the exact inverse of the rounded keep rate. The masks differ from Keras',
 so they are opt-in. `keep_bits(fast=True)` compiles them the same way (eight
 elements per Philox block); where the compiled loops do not apply,
 `fast_dropout` draws the same masks with TensorFlow's kernels.
@@ -36,12 +37,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.ops import gen_stateless_random_ops_v2
 
-from bert_adapters.ops import fused
+from bert_adapters.ops import fused, settings
 
 MASK_BITS = 16
-# False: Keras' masks from TensorFlow's stock kernels (the same values; for
-# comparisons and benchmarks/train_throughput.py --options=stock_dropout).
-compiled_masks = True
 
 # Philox4x32-10 (Salmon et al. 2011), as TensorFlow's random/philox_random.h.
 _PHILOX_M0, _PHILOX_M1 = 0xD2511F53, 0xCD9E8D57   # round multipliers
@@ -55,9 +53,7 @@ _MANTISSA_BITS = {tf.float32: 23, tf.bfloat16: 7, tf.float16: 10}
 
 @keras.saving.register_keras_serializable(package="bert_adapters")
 class Dropout(keras.layers.Dropout):
-    """`keras.layers.Dropout` with compiled masks, or `fast_masks` (`use_fast_masks`)."""
-
-    fast_masks = False  # A training setting, not part of the config.
+    """`keras.layers.Dropout` with compiled masks, or fast ones (`settings.fast_dropout`)."""
 
     def call(self, inputs, training=False):
         if not training or self.noise_shape is not None or not 0.0 < self.rate < 1.0:
@@ -65,8 +61,8 @@ class Dropout(keras.layers.Dropout):
         # One seed drawn per call on every path, as Keras' own.
         if philox_here(inputs.dtype):
             return compiled_dropout(inputs, self.rate, self.seed_generator.next(),
-                                    fast=self.fast_masks)
-        if self.fast_masks:
+                                    fast=settings.fast_dropout())
+        if settings.fast_dropout():
             return fast_dropout(inputs, self.rate, self.seed_generator.next())
         return super().call(inputs, training=training)
 
@@ -79,9 +75,9 @@ def keras_seed(seed):
 
 
 def philox_here(dtype):
-    """Whether `keep_bits` draws the masks of `dtype` here, compiled."""
-    return (compiled_masks and tf.as_dtype(dtype) in _MANTISSA_BITS and fused.active()
-            and not isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy))
+    """Whether `keep_bits` draws the masks of `dtype` here, compiled
+    (`settings.compiled_dropout`, for the dtypes whose uniforms it knows)."""
+    return tf.as_dtype(dtype) in _MANTISSA_BITS and settings.compiled_dropout()
 
 
 def _philox_keep_bits(key, counter, like, threshold, field_bits, fields):
@@ -211,12 +207,3 @@ def fast_dropout(inputs, rate, seed):
     scale = tf.cast(scale_bits / (scale_bits - threshold), inputs.dtype)
     return tf.where(keep, inputs * scale, tf.zeros_like(inputs))
 
-
-def use_fast_masks(model, enabled):
-    """Sets `fast_masks` on every `Dropout` of `model` (before it is traced)."""
-    count = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):  # pylint: disable=protected-access
-        if isinstance(layer, Dropout):
-            layer.fast_masks = bool(enabled)
-            count += 1
-    return count

@@ -1,6 +1,6 @@
 """What this machine's CPU is and has, read from `/proc/cpuinfo` (Linux; empty elsewhere).
 
-One parser for the library's choices (`dense.float32_faster`) and the
+One parser for the library's choices (`settings.float32_faster`) and the
 benchmarks' headers (`cpu_description`), so that both read the same fields.
 """
 

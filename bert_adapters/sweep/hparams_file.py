@@ -54,7 +54,7 @@ SHORT_NAMES = {
     "learning_rate": "lr", "num_train_epochs": "ep", "adapter_size": "size",
     "num_tuned_layers": "k", "adapter_init_scale": "init", "train_batch_size": "bs",
     "max_seq_length": "len", "max_train_steps": "steps", "warmup_proportion": "warmup",
-    "weight_decay": "wd",
+    "weight_decay": "wd", "adapter_layers": "layers",
 }
 _MAX_NAME = 160  # Trial names are directory names (255 bytes at most).
 

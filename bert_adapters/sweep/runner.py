@@ -139,7 +139,7 @@ def resolve_trials(hparams, defaults=None, explicit=None):
         try:
             config = cls.from_json({**base, **swept})
             trainable.check_tuning(config.tuning, config.adapter_size, 10**6,
-                                config.num_tuned_layers)
+                                   config.num_tuned_layers, config.adapter_layers)
         except (TypeError, ValueError) as err:
             raise ValueError(f"{where}: {err}") from None
         if not (config.do_train and config.do_eval):

@@ -49,10 +49,15 @@ class ClassifierConfig(RunConfig):
     label_field: Optional[str] = None
     labels: Optional[Tuple[str, ...]] = None  # custom label set; else from train_file
     head_dropout: float = 0.1
+    # The top layer computes its output at [CLS] alone, the only position the
+    # head reads (`heads.ClsPooledOutput`). Off by default: with dropout on,
+    # its masks are drawn for smaller tensors than Keras' full computation
+    # draws, so training is not the default's bit for bit.
+    cls_only_top_layer: bool = False
 
     TRAINING_FIELDS: ClassVar[Tuple[str, ...]] = RunConfig.TRAINING_FIELDS + (
         "task_name", "data_dir", "tfds_data_dir", "train_file", "text_fields", "label_field",
-        "labels", "head_dropout")
+        "labels", "head_dropout", "cls_only_top_layer")
     TUPLE_FIELDS: ClassVar[Tuple[str, ...]] = ("text_fields", "labels")
 
     def __post_init__(self):
@@ -112,7 +117,8 @@ class ClassificationKind(TaskKind):
     # === Model and loss ===
     def build_model(self, encoder):
         return heads.build_classifier_model(encoder, self.task.num_outputs,
-                                            self.config.head_dropout)
+                                            self.config.head_dropout,
+                                            cls_only_top_layer=self.config.cls_only_top_layer)
 
     def loss(self, labels, outputs):
         """Squared error (regression) or softmax cross-entropy, per example."""

@@ -8,6 +8,8 @@ names its task kind; `trainer.run` takes any of them.
 import dataclasses
 from typing import ClassVar, Optional, Tuple
 
+from bert_adapters.model.layer_span import format_layer_span, parse_layer_span
+
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
@@ -32,6 +34,10 @@ class RunConfig:
     num_tuned_layers: Optional[int] = None  # top_k only
     adapter_size: Optional[int] = None      # None with tuning=adapters means 64
     adapter_init_scale: float = 1e-2        # paper 1e-2; authors' code 1e-3
+    # Adapters (and trained LayerNorms) only in layers i..j: "i-j", 1-based,
+    # inclusive; None: every layer. The layers below i are frozen and keep
+    # no activations for the backward pass (`model/bert_encoder.py`).
+    adapter_layers: Optional[str] = None
     # --- optimisation ---
     max_seq_length: int = 128
     train_batch_size: int = 32
@@ -81,7 +87,8 @@ class RunConfig:
     # A subclass adds its own data fields.
     TRAINING_FIELDS: ClassVar[Tuple[str, ...]] = (
         "encoder", "init_checkpoint", "bert_config_file", "tuning", "num_tuned_layers",
-        "adapter_size", "adapter_init_scale", "max_seq_length", "train_batch_size",
+        "adapter_size", "adapter_init_scale", "adapter_layers", "max_seq_length",
+        "train_batch_size",
         "learning_rate", "num_train_epochs", "warmup_proportion", "optimizer", "weight_decay",
         "seed", "max_train_steps", "group_by_length", "mixed_precision", "fast_dropout")
     # Fields holding tuples (JSON gives lists).
@@ -90,6 +97,10 @@ class RunConfig:
     def __post_init__(self):
         if self.tuning == "adapters" and self.adapter_size is None:
             object.__setattr__(self, "adapter_size", 64)
+        # The form is checked here (a sweep's trials before any runs); the
+        # encoder checks the span against its layers.
+        object.__setattr__(self, "adapter_layers",
+                           format_layer_span(parse_layer_span(self.adapter_layers)))
 
     def task_kind(self, artifact_config=None):
         """The `tasks.TaskKind` that runs these settings (subclasses say which)."""

@@ -19,13 +19,14 @@ CHECKPOINT_DIR = "checkpoints"
 
 
 def run_steps(config, output_dir, strategy, train_loop, iterator, manager, start, total_steps,
-              step_callback=None):
+              step_callback=None, meter=None):
     """Runs steps `start + 1 .. total_steps`: logs, TensorBoard scalars, checkpoints.
 
     Steps run `iterations_per_loop` at a time inside one compiled call; a loop
     also ends at every checkpoint step, so checkpoints land exactly on
     multiples of `save_checkpoints_steps`. Losses come back per step: logs
-    and `step_callback(step)` still see every step.
+    and `step_callback(step)` still see every step; `meter` (a
+    `train_stats.TrainMeter`) times each loop.
     """
     chief = distribution.is_chief(strategy)
     writer = (tf.summary.create_file_writer(io_utils.join(output_dir, "logs", "train"))
@@ -37,9 +38,13 @@ def run_steps(config, output_dir, strategy, train_loop, iterator, manager, start
     while step < total_steps:
         end = loop_end(step, total_steps, config.iterations_per_loop,
                        config.save_checkpoints_steps)
+        loop_started = time.perf_counter()
         losses, rates = train_loop(iterator, tf.constant(end - step, tf.int32))
+        losses, rates = losses.numpy(), rates.numpy()
+        if meter is not None:
+            meter.loop_done(end - step, time.perf_counter() - loop_started)
         first = step + 1
-        for step, loss, lr in zip(range(first, end + 1), losses.numpy(), rates.numpy()):
+        for step, loss, lr in zip(range(first, end + 1), losses, rates):
             window_loss, window = window_loss + float(loss), window + 1
             if step % config.log_every_steps == 0 or step == total_steps:
                 with writer.as_default(step=step):

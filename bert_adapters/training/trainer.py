@@ -29,12 +29,13 @@ from bert_adapters.checkpoints import artifact
 from bert_adapters.checkpoints.fingerprint import base_fingerprint
 from bert_adapters.data.tokenization import BertTokenizer
 from bert_adapters.model import trainable
-from bert_adapters.ops import dropout
+from bert_adapters.model.layer_span import format_layer_span
+from bert_adapters.ops import settings as op_settings
 from bert_adapters.training import (distribution, evaluation, input_pipeline, packing,
-                                    settings, trial_cache, workers)
+                                    run_settings, train_stats, trial_cache, workers)
 from bert_adapters.training.evaluation import EVAL_RESULTS_FILE
 from bert_adapters.training.optimization import create_optimizer
-from bert_adapters.training.settings import RUN_CONFIG_FILE, RunError
+from bert_adapters.training.run_settings import RUN_CONFIG_FILE, RunError
 from bert_adapters.training.train_loop import (CHECKPOINT_DIR, loop_end, make_train_loop,
                                                make_train_step, run_steps)
 from bert_adapters.training.workers import WorkerLostError, weights_digest
@@ -59,12 +60,13 @@ def run(config, output_dir, step_callback=None, strategy=None):
         strategy: a `tf.distribute.Strategy` to use instead of
             `config.distribution_strategy` (tests, notebooks).
     """
-    settings.check_config(config)
+    run_settings.check_config(config)
     # The first TensorFlow call: multi-worker and TPU strategies must be made
     # before anything touches TensorFlow's context (see distribution.py).
     strategy = strategy or distribution.strategy_from_config(config)
     try:
-        with settings.precision_policy(config.mixed_precision, config.bf16_matmuls), \
+        with run_settings.precision_policy(config.mixed_precision), \
+                op_settings.use(run_settings.op_settings_for(config, strategy)), \
                 workers.write_dir(strategy, output_dir) as write_dir:
             return _run(config, output_dir, write_dir, step_callback, strategy)
     except workers.LOST_WORKER_ERRORS as err:
@@ -79,7 +81,7 @@ def _run(config, output_dir, write_dir, step_callback, strategy):
     chief = distribution.is_chief(strategy)
 
     # === Strategy ===
-    settings.check_batch_sizes(config, strategy.num_replicas_in_sync)
+    run_settings.check_batch_sizes(config, strategy.num_replicas_in_sync)
     reuse.set_seed(config.seed)
 
     # === Data ===
@@ -134,7 +136,7 @@ def _load_data(config, output_dir, strategy, reuse):
 def _load(config, reuse):
     """Settings merged with --task_dir's artifact, the task kind and its data splits."""
     artifact_config = artifact.read_task_config(config.task_dir) if config.task_dir else None
-    config = settings.merge_artifact_settings(config, artifact_config)
+    config = run_settings.merge_artifact_settings(config, artifact_config)
     kind = config.task_kind(artifact_config)
     if artifact_config is not None:
         kind.check_artifact(artifact_config)
@@ -160,16 +162,15 @@ def _build_model(config, kind, strategy, reuse):
     with strategy.scope():
         encoder = checkpoints.load_encoder(
             config.encoder, adapter_size=config.adapter_size,
-            adapter_init_scale=config.adapter_init_scale, init_checkpoint=config.init_checkpoint,
-            bert_config_file=config.bert_config_file, vocab_file=config.vocab_file,
-            checkpoint=reuse.base_checkpoint(config))
+            adapter_init_scale=config.adapter_init_scale, adapter_layers=config.adapter_layers,
+            init_checkpoint=config.init_checkpoint, bert_config_file=config.bert_config_file,
+            vocab_file=config.vocab_file, checkpoint=reuse.base_checkpoint(config))
         if config.max_seq_length > encoder.config.max_sequence_length:
             raise RunError(
                 f"--max_seq_length={config.max_seq_length} exceeds the encoder's "
                 f"{encoder.config.max_sequence_length} position embeddings")
         trainable.apply_tuning(encoder, config.tuning, config.num_tuned_layers)
         model = kind.build_model(encoder)
-        dropout.use_fast_masks(model, config.fast_dropout)
         if config.task_dir:
             artifact.load_artifact_weights(model, encoder, config.task_dir)
         # In a sweep: an earlier trial's model of the same shape, holding
@@ -181,7 +182,7 @@ def _record_run(config, output_dir, strategy, model, encoder, kind, fingerprint)
     """run_config.json and params.json, once every worker has the same base."""
     error = None
     try:
-        settings.write_run_config(output_dir, config, encoder, fingerprint, kind,
+        run_settings.write_run_config(output_dir, config, encoder, fingerprint, kind,
                                   write=distribution.is_chief(strategy))
     except Exception as err:  # pylint: disable=broad-except
         error = err
@@ -199,6 +200,7 @@ def _save_artifact(config, output_dir, model, encoder, kind, fingerprint, step):
         **kind.artifact_config(),
         "tuning": config.tuning, "num_tuned_layers": config.num_tuned_layers,
         "adapter_size": config.adapter_size, "adapter_init_scale": config.adapter_init_scale,
+        "adapter_layers": format_layer_span(encoder.adapter_layers),
         "encoder_source": config.encoder, "init_checkpoint": config.init_checkpoint,
         "bert_config_file": config.bert_config_file, "vocab_file": config.vocab_file,
         "max_seq_length": config.max_seq_length, "global_step": step}, fingerprint)
@@ -237,8 +239,11 @@ def _train(config, output_dir, write_dir, strategy, model, encoder, kind, train,
                                learning_rate=learning_rate)
 
     train_loop = reuse.train_loop(model, optimizer, new_train_loop)
+    meter = train_stats.TrainMeter(config.train_batch_size, start)
     run_steps(config, output_dir, strategy, train_loop, iterator, manager, start, total_steps,
-              step_callback)
+              step_callback, meter)
+    if distribution.is_chief(strategy):
+        train_stats.write(output_dir, meter.record())
     workers.check_weights_agree(strategy, model, encoder)
     return total_steps
 

@@ -45,7 +45,8 @@ TRAINING_ONLY_FIELDS = (
     "weight_decay", "seed", "max_train_steps", "group_by_length", "mixed_precision",
     "jit_compile", "iterations_per_loop", "save_checkpoints_steps", "log_every_steps",
     "head_dropout", "pack_sequences", "fast_dropout", "bf16_matmuls", "distribution_strategy",
-    "num_gpus", "tpu", "tpu_zone", "gcp_project", "task_dir")
+    "num_gpus", "tpu", "tpu_zone", "gcp_project", "task_dir", "adapter_layers",
+    "cls_only_top_layer")
 # Settings that shape the model, its optimiser and their traced functions
 # (what may differ between trials sharing them: learning rate, epochs,
 # warm-up, seed, initial scale of the adapters, step caps, data order).
@@ -53,7 +54,7 @@ MODEL_FIELDS = (
     "encoder", "init_checkpoint", "bert_config_file", "tuning", "num_tuned_layers",
     "adapter_size", "max_seq_length", "train_batch_size",
     "eval_batch_size", "optimizer", "weight_decay", "mixed_precision", "jit_compile",
-    "pack_sequences", "fast_dropout", "bf16_matmuls")
+    "pack_sequences", "fast_dropout", "bf16_matmuls", "adapter_layers", "cls_only_top_layer")
 
 _ACTIVE = threading.local()
 

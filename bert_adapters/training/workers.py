@@ -19,7 +19,7 @@ from absl import logging
 
 from bert_adapters.checkpoints import artifact
 from bert_adapters.training import distribution
-from bert_adapters.training.settings import RunError
+from bert_adapters.training.run_settings import RunError
 
 
 class WorkerLostError(RunError):
@@ -38,7 +38,7 @@ AGREED_FIELDS = (
     "eval_batch_size", "learning_rate", "num_train_epochs", "warmup_proportion", "optimizer",
     "weight_decay", "seed", "max_train_steps", "group_by_length", "do_train", "do_eval",
     "do_predict", "mixed_precision", "jit_compile", "iterations_per_loop",
-    "save_checkpoints_steps", "fast_dropout")
+    "save_checkpoints_steps", "fast_dropout", "adapter_layers")
 
 
 def agree_or_raise(strategy, note, disagreement, remedy, error=None):

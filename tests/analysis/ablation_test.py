@@ -136,6 +136,22 @@ def test_ablate_command_reuses_one_model(tiny_run, tmp_path, monkeypatch):
         assert image.size == figures.pixel_size(figures.ABLATION_SIZE)
 
 
+def test_a_run_with_adapters_in_some_layers_is_ablated_where_it_has_them(tiny_run, tmp_path):
+    run_dir = str(tmp_path / "span_run")
+    config = ClassifierConfig(
+        task_name="rte", data_dir=str(tiny_run["root"] / "RTE"),
+        encoder=str(tiny_run["root"] / "encoder"), adapter_init_scale=0.3, learning_rate=1e-2,
+        do_train=True, do_eval=True, adapter_layers="2-3", **TINY_RUN)
+    results = trainer.run(config, run_dir)
+    result = ablation.run_ablation(run_dir, metric="eval_loss")   # finer than accuracy
+    assert result["adapter_layers"] == "2-3"
+    assert result["full"] == pytest.approx(results["eval_loss"], rel=1e-5)
+    matrix = result["matrix"]
+    # Layer 1 has no adapters: switching it "off" changes nothing; layer 2's do matter.
+    assert matrix[0][0] == result["full"] != matrix[1][1]
+    assert matrix[0][1] == matrix[1][1] and matrix[0][2] == matrix[1][2]
+
+
 def test_data_dir_replaces_the_recorded_one(tiny_run):
     run = ablation.load_run(tiny_run["run"], data_dir="elsewhere/RTE")
     assert run.config.data_dir == "elsewhere/RTE"

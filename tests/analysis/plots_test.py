@@ -1,4 +1,4 @@
-"""`analysis tradeoff` and `analysis init_scale` on small synthetic sweep results."""
+"""`analysis tradeoff`, `init_scale` and `adapter_layers` on small synthetic sweep results."""
 
 import csv
 import json
@@ -184,6 +184,66 @@ def test_init_scale_points_by_hand(tmp_path):
     assert second["n_seeds"] == "3" and second["metric"] == "accuracy"
     assert rows[3]["metric"] == "matthews_corrcoef" and float(rows[3]["std"]) == 0.0
     assert _png_size(output) == figures.pixel_size(figures.INIT_SCALE_SIZE)
+
+
+# === Adapters in a span of layers ===
+def _write_trial_file(sweep_dir, trial_id, name, content):
+    folder = os.path.join(sweep_dir, "trials", trial_id)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, name), "w") as f:
+        json.dump(content, f)
+
+
+def test_adapter_layers_points_by_hand(tmp_path):
+    sweep = write_sweep(tmp_path / "mrpc", "MRPC", [
+        _trial({"seed": 0}, 0.80, 100),                                       # t0: every layer
+        _trial({"seed": 1}, 0.84, 100),                                       # t1
+        _trial({"adapter_layers": "3-6", "seed": 0}, 0.78, 60),               # t2
+        _trial({"adapter_layers": "3-6", "seed": 1}, 0.74, 60),               # t3
+        _trial({"adapter_layers": "6-6", "seed": 0}, 0.70, 20),               # t4
+        _trial({"adapter_layers": "6-6", "seed": 0, "learning_rate": 1e-3}, 0.72, 20),  # t5
+    ])
+    for trial_id in ("t0", "t1"):   # Every layer: the encoder's count, from the run's record.
+        _write_trial_file(sweep, trial_id, "run_config.json",
+                          {"encoder_config": {"num_layers": 6}})
+    step = {"t0": 0.40, "t1": 0.44, "t2": 0.30, "t3": 0.34, "t5": 0.10}   # t4 recorded none
+    for trial_id, seconds in step.items():
+        _write_trial_file(sweep, trial_id, "train_stats.json", {
+            "step_seconds": seconds, "examples_per_second": 32 / seconds,
+            "peak_rss_bytes": int(seconds * 10 * 2 ** 30)})
+    out = tmp_path / "figure"
+    cli.main(["adapter_layers", "--runs_dir", sweep, "--output_dir", str(out)])
+    assert sorted(os.listdir(out)) == ["adapter_layers.csv", "adapter_layers.png"]
+    rows = read_csv(out / "adapter_layers.csv")
+    assert [(r["adapter_layers"], r["lowest_layer"], r["trials"]) for r in rows] == [
+        ("1-6", "1", "t0;t1"), ("3-6", "3", "t2;t3"), ("6-6", "6", "t5")]
+    every, top4, top1 = rows
+    assert float(every["mean"]) == pytest.approx(0.82)
+    assert float(every["std"]) == pytest.approx(math.sqrt(0.0008))
+    assert float(every["step_seconds"]) == pytest.approx(0.42)       # median of two seeds
+    assert float(every["examples_per_second"]) == pytest.approx((80 + 32 / 0.44) / 2)
+    assert float(every["peak_rss_gb"]) == pytest.approx(4.4)          # the largest
+    assert float(top4["mean"]) == pytest.approx(0.76) and top4["n_seeds"] == "2"
+    # 6-6: the better learning rate (t5, 0.72) is shown, with its own step time.
+    assert float(top1["mean"]) == pytest.approx(0.72)
+    assert float(top1["step_seconds"]) == pytest.approx(0.10)
+    assert _png_size(out / "adapter_layers.png") == figures.pixel_size(
+        figures.ADAPTER_LAYERS_SIZE)
+
+
+def test_adapter_layers_bad_input(tmp_path, capsys):
+    out = tmp_path / "out"
+    bad = write_sweep(tmp_path / "bad", "MRPC", [_trial({"adapter_layers": "5-2"}, 0.7, 10)])
+    err = _fail(["adapter_layers", "--runs_dir", bad, "--output_dir", str(out)], capsys)
+    assert "results.jsonl line 1: trial t0: --adapter_layers=5-2: the first layer 5" in err
+    full = write_sweep(tmp_path / "full", "MRPC", [_trial({}, 0.7, 10)],
+                       base={"tuning": "full", "adapter_size": None})
+    err = _fail(["adapter_layers", "--runs_dir", full, "--output_dir", str(out)], capsys)
+    assert "tuning='full'" in err and "adapter runs only" in err
+    every = write_sweep(tmp_path / "every", "MRPC", [_trial({}, 0.7, 10)])
+    err = _fail(["adapter_layers", "--runs_dir", every, "--output_dir", str(out)], capsys)
+    assert "trials/t0/run_config.json not found" in err
+    assert not out.exists()
 
 
 # === Bad input ===

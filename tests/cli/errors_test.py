@@ -189,6 +189,10 @@ def _case(tiny, tmp_path, name):
             f.write(b"99\tw1 \xff\tw3\tentailment\n")
         return ["--task_name=RTE", f"--data_dir={folder}", f"--encoder={tiny['encoder']}",
                 "--do_train"], ["train.tsv:26: byte 0xff"]
+    if name == "adapter_layers_form":
+        return base + [f"--encoder={tiny['encoder']}", "--do_train", "--adapter_layers=5-2"], [
+            "flag --adapter_layers=5-2: the first layer 5 is above the last 2: expected i-j "
+            "with 1 <= i <= j"]
     if name == "unknown_flag":
         return ["--task_name=RTE", "--do_tarin"], ["Unknown command line flag 'do_tarin'"]
     if name == "missing_output_dir":
@@ -205,7 +209,9 @@ _SLOW = pytest.mark.slow
     "missing_weights", "unknown_flag",
     pytest.param("corrupt_task_config", marks=_SLOW), pytest.param("truncated_tf1", marks=_SLOW),
     pytest.param("hparams_syntax", marks=_SLOW), pytest.param("output_dir_is_a_file", marks=_SLOW),
-    pytest.param("non_utf8", marks=_SLOW), pytest.param("missing_output_dir", marks=_SLOW)])
+    pytest.param("non_utf8", marks=_SLOW), pytest.param("missing_output_dir", marks=_SLOW),
+    # (A span past the encoder's layers: trainer_test, in-process.)
+    pytest.param("adapter_layers_form", marks=_SLOW)])
 def test_command_line_bad_input_is_one_line_and_exit_2(tiny, tmp_path, name):
     args, fragments = _case(tiny, tmp_path, name)
     out = tmp_path / "out"

@@ -193,3 +193,17 @@ def test_every_tuning_mode_trains_the_span_head(tiny, tmp_path, tuning, kwargs, 
     assert artifact["tuning"] == tuning and "head/kernel" in artifact["trained_weights"]
     if trained_params is not None:  # 2L+1 LayerNorms of width 8, and the 8x2 head.
         assert artifact["trained_params"] == trained_params
+
+
+def test_adapters_in_a_span_of_layers_reload_with_the_same_answers(tiny, tmp_path):
+    out = str(tmp_path / "span")
+    trained = trainer.run(_config(tiny, adapter_layers="2-2", max_train_steps=2, do_eval=True),
+                          out)
+    with open(os.path.join(out, "task_artifact", "task_config.json")) as f:
+        artifact = json.load(f)
+    assert artifact["adapter_layers"] == "2-2"
+    assert {n.split("/")[0] for n in artifact["trained_weights"]} == {"layer_1", "head"}
+    again = trainer.run(_config(tiny, do_train=False, do_eval=True, task_dir=out,
+                                adapter_size=None), str(tmp_path / "again"))
+    assert again["f1"] == pytest.approx(trained["f1"])
+    assert again["exact_match"] == pytest.approx(trained["exact_match"])

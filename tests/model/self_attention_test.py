@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_adapters.ops import fused
+from bert_adapters.ops import settings
 from bert_adapters.model.self_attention import SelfAttention
+
+pytestmark = pytest.mark.usefixtures("cpu_numerics")
 
 
 def _layer(dtype):
@@ -23,9 +25,8 @@ def _inputs():
     return x, tf.constant(bias)
 
 
-def _run(layer, fuse, monkeypatch, state):
+def _run(layer, fuse, state, fast=False):
     """Output and gradients (inputs, kernels) of one training call from seed `state`."""
-    monkeypatch.setattr(fused, "enabled", fuse)
     layer.dropout.seed_generator.state.assign(state)
     x, bias = _inputs()
     weights = tf.cast(tf.range(16) % 5, tf.float32)
@@ -38,18 +39,19 @@ def _run(layer, fuse, monkeypatch, state):
             loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
         return y, tape.gradient(loss, [x] + layer.trainable_variables)
 
-    graph = step.get_concrete_function(x).graph.as_graph_def()
-    compiled = [n.name for n in graph.node if "Call" in n.op and n.attr["_XlaMustCompile"].b]
-    y, grads = step(x)
+    with settings.use(fused=fuse, fast_dropout=fast):  # Read when `step` is traced.
+        graph = step.get_concrete_function(x).graph.as_graph_def()
+        compiled = [n.name for n in graph.node if "Call" in n.op and n.attr["_XlaMustCompile"].b]
+        y, grads = step(x)
     return y, grads, compiled
 
 
 @pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-5), ("mixed_bfloat16", 2e-2)])
-def test_fused_attention_has_keras_values_masks_and_gradients(dtype, tolerance, monkeypatch):
+def test_fused_attention_has_keras_values_masks_and_gradients(dtype, tolerance):
     layer = _layer(dtype)
     state = layer.dropout.seed_generator.state.numpy()
-    y_fused, g_fused, compiled = _run(layer, True, monkeypatch, state)
-    y_plain, g_plain, none = _run(layer, False, monkeypatch, state)
+    y_fused, g_fused, compiled = _run(layer, True, state)
+    y_plain, g_plain, none = _run(layer, False, state)
     # The scores' cast and bias add, the mask, its scale and select, the
     # backward pass: four XLA loops.
     assert len(compiled) == 4 and not none
@@ -66,18 +68,16 @@ def test_fused_attention_has_keras_values_masks_and_gradients(dtype, tolerance, 
                                    rtol=tolerance, atol=tolerance * scale)
 
 
-def test_dropout_actually_drops_and_fast_masks_are_compiled_alike(monkeypatch):
+def test_dropout_actually_drops_and_fast_masks_are_compiled_alike():
     layer = _layer("float32")
     x, bias = _inputs()
     layer.dropout.seed_generator.state.assign([0, 7])
     y_train = layer(x, attention_bias=bias, training=True)
     y_eval = layer(x, attention_bias=bias, training=False)
     assert not np.allclose(y_train.numpy(), y_eval.numpy())
-    layer.dropout.fast_masks = True
-    y_fused, _, compiled = _run(layer, True, monkeypatch, [0, 7])
-    y_plain, _, none = _run(layer, False, monkeypatch, [0, 7])
+    y_fused, _, compiled = _run(layer, True, [0, 7], fast=True)
+    y_plain, _, none = _run(layer, False, [0, 7], fast=True)
     assert len(compiled) == 4 and not none
     np.testing.assert_array_equal(y_fused.numpy(), y_plain.numpy())
-    layer.dropout.fast_masks = False
-    y_default, _, _ = _run(layer, True, monkeypatch, [0, 7])
+    y_default, _, _ = _run(layer, True, [0, 7])
     assert not np.array_equal(y_default.numpy(), y_fused.numpy())

@@ -6,7 +6,9 @@ import pytest
 import tensorflow as tf
 from scipy.special import erf
 
-from bert_adapters.ops import activations, fused
+from bert_adapters.ops import activations, fused, settings
+
+pytestmark = pytest.mark.usefixtures("cpu_numerics")
 
 
 def _grad(fn, x):
@@ -22,11 +24,10 @@ def _grad(fn, x):
 # differently (1 - tanh^2, 1 + tanh), so the tolerance is absolute too.
 @pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-4), ("bfloat16", 6e-2)])
 @pytest.mark.parametrize("fuse", [True, False])
-def test_values_and_gradients_match_the_composite(name, approximate, dtype, tolerance, fuse,
-                                                  monkeypatch):
-    monkeypatch.setattr(fused, "enabled", fuse)
+def test_values_and_gradients_match_the_composite(name, approximate, dtype, tolerance, fuse):
     x = tf.cast(tf.linspace(-8.0, 8.0, 4001), dtype)
-    ours, ours_grad = _grad(activations.get(name), x)
+    with settings.use(fused=fuse):
+        ours, ours_grad = _grad(activations.get(name), x)
     theirs, theirs_grad = _grad(lambda v: keras.activations.gelu(v, approximate=approximate), x)
     np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
     np.testing.assert_allclose(tf.cast(ours_grad, "float64"), tf.cast(theirs_grad, "float64"),
@@ -57,18 +58,18 @@ def test_forms_equal_keras_bit_for_bit_on_every_16_bit_value(name, approximate, 
 
 @pytest.mark.parametrize("name", activations.ACTIVATIONS)
 @pytest.mark.parametrize("dtype", [tf.bfloat16, tf.float16])
-def test_traced_16_bit_forward_is_one_gather_equal_to_the_formula(name, dtype, monkeypatch):
+def test_traced_16_bit_forward_is_one_gather_equal_to_the_formula(name, dtype):
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(0, 4, (3, 5, 7)), dtype)
     forward = tf.function(activations.get(name))
     graph = forward.get_concrete_function(tf.TensorSpec([None, 5, 7], dtype)).graph
     assert len(_compiled_calls(graph)) == 1
     tabulated = forward(x)
-    monkeypatch.setattr(fused, "enabled", False)
-    plain = tf.function(activations.get(name))
-    assert not _compiled_calls(plain.get_concrete_function(x).graph)
-    np.testing.assert_array_equal(tf.bitcast(tabulated, tf.uint16).numpy(),
-                                  tf.bitcast(plain(x), tf.uint16).numpy())
+    with settings.use(fused=False):
+        plain = tf.function(activations.get(name))
+        assert not _compiled_calls(plain.get_concrete_function(x).graph)
+        np.testing.assert_array_equal(tf.bitcast(tabulated, tf.uint16).numpy(),
+                                      tf.bitcast(plain(x), tf.uint16).numpy())
 
 
 def test_exact_gradient_against_the_closed_form():
@@ -104,13 +105,13 @@ def _calls_compiled_by_xla(fn, dtype):
 
 @pytest.mark.parametrize("name", activations.ACTIVATIONS)
 @pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
-def test_gradient_is_one_xla_loop_and_fallback_is_op_by_op(name, dtype, monkeypatch):
+def test_gradient_is_one_xla_loop_and_fallback_is_op_by_op(name, dtype):
     assert fused.xla_available()
     # The gradient's loop, and for 16 bits the forward's gather.
     expected = 1 if dtype == tf.float32 else 2
     assert len(_calls_compiled_by_xla(activations.get(name), dtype)) == expected
-    monkeypatch.setattr(fused, "enabled", False)
-    assert not _calls_compiled_by_xla(activations.get(name), dtype)
+    with settings.use(fused=False):
+        assert not _calls_compiled_by_xla(activations.get(name), dtype)
 
 
 def test_fused_gradient_equals_the_op_by_op_one_on_many_shapes():

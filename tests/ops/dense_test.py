@@ -5,17 +5,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_adapters.ops import dense, host
+from bert_adapters.ops import host, settings
 from bert_adapters.ops.dense import TokenDense
+
+pytestmark = pytest.mark.usefixtures("cpu_numerics")
 
 
 @pytest.fixture
 def bf16_policy():
-    previous = keras.config.dtype_policy(), dense.bf16_matmuls
+    previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
     yield
-    keras.config.set_dtype_policy(previous[0])
-    dense.bf16_matmuls = previous[1]
+    keras.config.set_dtype_policy(previous)
 
 
 def _bf16(values):
@@ -30,11 +31,10 @@ def _ulps(values, reference):
 
 
 def _layer_and_gradients(x, dy, kernels):
-    dense.bf16_matmuls = kernels
     keras.utils.set_random_seed(3)
     layer = TokenDense(40, bias_initializer="random_normal")
     layer.build(x.shape)
-    with tf.GradientTape() as tape:
+    with settings.use(bf16_matmuls=kernels), tf.GradientTape() as tape:
         tape.watch(x)
         y = layer(x)
     dx, dkernel, dbias = tape.gradient(y, [x, layer.kernel, layer.bias], output_gradients=dy)
@@ -84,35 +84,35 @@ def test_bias_gradient_over_many_tokens_is_the_rounded_sum(bf16_policy, kernels)
 
 
 def test_float32_kernels_appear_only_for_bfloat16(bf16_policy, monkeypatch):
-    monkeypatch.setattr(dense, "float32_faster", lambda: pytest.fail("timed for no reason"))
-    dense.bf16_matmuls = "auto"
-    assert not dense.float32_kernels(tf.float32)
-    assert not dense.float32_kernels(tf.float16)
-    dense.bf16_matmuls = "bfloat16"
-    assert not dense.float32_kernels(tf.bfloat16)
-    dense.bf16_matmuls = "float32"
-    assert dense.float32_kernels(tf.bfloat16)
+    monkeypatch.setattr(settings, "float32_faster", lambda: pytest.fail("timed for no reason"))
+    with settings.use(bf16_matmuls="auto"):
+        assert not settings.float32_matmuls(tf.float32)
+        assert not settings.float32_matmuls(tf.float16)
+    with settings.use(bf16_matmuls="bfloat16"):
+        assert not settings.float32_matmuls(tf.bfloat16)
+    with settings.use(bf16_matmuls="float32"):
+        assert settings.float32_matmuls(tf.bfloat16)
     for answer in (True, False):
-        monkeypatch.setattr(dense, "float32_faster", lambda answer=answer: answer)
-        dense.bf16_matmuls = "auto"
-        assert dense.float32_kernels(tf.bfloat16) is answer
+        monkeypatch.setattr(settings, "float32_faster", lambda answer=answer: answer)
+        with settings.use(bf16_matmuls="auto"):
+            assert settings.float32_matmuls(tf.bfloat16) is answer
 
 
 @pytest.mark.parametrize("kernels,matmul_dtype", [("float32", tf.float32),
                                                   ("bfloat16", tf.bfloat16)])
 def test_the_traced_graph_runs_the_chosen_kernel(bf16_policy, kernels, matmul_dtype):
-    dense.bf16_matmuls = kernels
     layer = TokenDense(8)
-    fn = tf.function(layer).get_concrete_function(tf.TensorSpec([2, 5, 16], tf.bfloat16))
+    with settings.use(bf16_matmuls=kernels):
+        fn = tf.function(layer).get_concrete_function(tf.TensorSpec([2, 5, 16], tf.bfloat16))
     matmuls = [op for op in fn.graph.get_operations() if op.type == "MatMul"]
     assert [op.get_attr("T") for op in matmuls] == [matmul_dtype]
     assert fn.structured_outputs.dtype == tf.bfloat16
 
 
 def test_an_unknown_choice_is_refused(bf16_policy):
-    dense.bf16_matmuls = "fp8"
     with pytest.raises(ValueError, match="bf16_matmuls='fp8'.*auto"):
-        TokenDense(8)(tf.zeros([2, 3, 4], tf.bfloat16))
+        with settings.use(bf16_matmuls="fp8"):
+            TokenDense(8)(tf.zeros([2, 3, 4], tf.bfloat16))
 
 
 CPUINFO = """processor\t: 0
@@ -138,9 +138,8 @@ def test_auto_takes_float32_kernels_on_intel_bf16_without_amx(vendor, flags, fas
 
 
 def test_auto_decides_once_for_this_host():
-    dense.float32_faster.cache_clear()
-    first = dense.float32_faster()
-    accelerator = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU")
+    settings.float32_faster.cache_clear()
+    first = settings.float32_faster()
     with open("/proc/cpuinfo") as f:
-        assert first is (not accelerator and host.intel_bf16_without_amx(f.read()))
-    assert dense.float32_faster() is first
+        assert first is host.intel_bf16_without_amx(f.read())
+    assert settings.float32_faster() is first

@@ -7,7 +7,9 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.ops import gen_stateless_random_ops_v2
 
-from bert_adapters.ops import dropout, fused
+from bert_adapters.ops import dropout, settings
+
+pytestmark = pytest.mark.usefixtures("cpu_numerics")
 
 
 def _bits(x):
@@ -87,16 +89,16 @@ def test_compiled_dropout_gradient_is_tensorflows(dtype):
 
 
 @pytest.mark.parametrize("fuse", [True, False])
-def test_layer_compiles_its_masks_only_where_fused(fuse, monkeypatch):
-    monkeypatch.setattr(fused, "enabled", fuse)
+def test_layer_compiles_its_masks_only_where_fused(fuse):
     layer = dropout.Dropout(0.1, seed=3)
     theirs = keras.layers.Dropout(0.1, seed=3)
     x = tf.random.stateless_normal((4, 8, 16), [3, 4])
     step = tf.function(lambda x, layer: layer(x, training=True))
-    graph = step.get_concrete_function(x, layer).graph.as_graph_def()
-    compiled = [n for n in graph.node if n.attr["_XlaMustCompile"].b]
-    assert len(compiled) == (2 if fuse else 0)   # the mask; its scale and select
-    np.testing.assert_array_equal(step(x, layer), theirs(x, training=True))
+    with settings.use(fused=fuse):
+        graph = step.get_concrete_function(x, layer).graph.as_graph_def()
+        compiled = [n for n in graph.node if n.attr["_XlaMustCompile"].b]
+        assert len(compiled) == (2 if fuse else 0)   # the mask; its scale and select
+        np.testing.assert_array_equal(step(x, layer), theirs(x, training=True))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -129,10 +131,16 @@ def test_default_is_keras_dropout_bit_for_bit(dtype):
                                       tf.cast(theirs(x, training=True), "float32"))
 
 
+@pytest.fixture
+def fast_masks():
+    with settings.use(fast_dropout=True):
+        yield
+
+
+@pytest.mark.usefixtures("fast_masks")
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_fast_masks_rate_and_scale(dtype):
     layer = dropout.Dropout(0.1, seed=5, dtype=dtype)
-    layer.fast_masks = True
     x = tf.ones((64, 12, 33, 31), dtype)          # odd sizes: one spare 16-bit half
     y = layer(x, training=True).numpy().astype("float64")
     kept = y != 0
@@ -144,16 +152,15 @@ def test_fast_masks_rate_and_scale(dtype):
     np.testing.assert_array_equal(y[kept], scale)
     # A fresh draw per call, reproducible from the seed.
     again = dropout.Dropout(0.1, seed=5, dtype=dtype)
-    again.fast_masks = True
     np.testing.assert_array_equal(again(x, training=True).numpy().astype("float64"), y)
     assert not np.array_equal(layer(x, training=True).numpy() != 0, kept)
     # Off at inference.
     np.testing.assert_array_equal(layer(x, training=False), x)
 
 
+@pytest.mark.usefixtures("fast_masks")
 def test_fast_masks_are_independent_between_elements():
     layer = dropout.Dropout(0.5, seed=1)
-    layer.fast_masks = True
     kept = layer(tf.ones((200000,)), training=True).numpy() != 0
     # The two halves of one 32-bit draw decide neighbouring elements: they
     # must not agree more often than chance.
@@ -161,9 +168,9 @@ def test_fast_masks_are_independent_between_elements():
     assert abs(agree - 0.5) < 0.01
 
 
+@pytest.mark.usefixtures("fast_masks")
 def test_gradient_is_the_mask_times_the_scale():
     layer = dropout.Dropout(0.2, seed=2)
-    layer.fast_masks = True
     x = tf.ones((1000,))
     with tf.GradientTape() as tape:
         tape.watch(x)
@@ -173,15 +180,24 @@ def test_gradient_is_the_mask_times_the_scale():
     np.testing.assert_array_equal(grad, y.numpy())
 
 
-def test_use_fast_masks_reaches_every_encoder_dropout():
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_setting_reaches_every_encoder_dropout(fast, monkeypatch):
     from bert_adapters.model.bert_encoder import BertConfig, BertEncoder
+    from bert_adapters.ops import attention_probs
 
     encoder = BertEncoder(BertConfig(vocab_size=50, hidden_dim=16, num_layers=2, num_heads=2,
                                      intermediate_dim=32, max_sequence_length=16),
                           adapter_size=4)
-    # Embeddings, then per layer attention probabilities, attention output, output.
-    assert dropout.use_fast_masks(encoder, True) == 1 + 2 * 3
-    layers = [l for l in encoder._flatten_layers() if isinstance(l, dropout.Dropout)]
-    assert all(l.fast_masks for l in layers)
-    dropout.use_fast_masks(encoder, False)
-    assert not any(l.fast_masks for l in layers)
+    calls = []
+    for module, name in ((dropout, "compiled_dropout"), (attention_probs, "dropped_softmax")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _f=original, _n=name, **k: (
+            calls.append((_n, k["fast"])), _f(*a, **k))[1])
+    ids = np.ones((2, 5), "int32")
+    with settings.use(fast_dropout=fast):
+        encoder({"input_word_ids": ids, "input_mask": ids, "input_type_ids": 0 * ids},
+                training=True)
+    # Embeddings, then per layer attention output and output; the attention
+    # probabilities' own in each layer.
+    assert sorted(calls) == sorted([("compiled_dropout", fast)] * (1 + 2 * 2)
+                                   + [("dropped_softmax", fast)] * 2)

@@ -1,9 +1,12 @@
 """fused.widen / fused.narrow: bfloat16 <-> float32 by integer arithmetic, the bits of a cast."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from bert_adapters.ops import fused
+
+pytestmark = pytest.mark.usefixtures("cpu_numerics")
 
 
 def test_widen_is_the_cast_for_every_bfloat16_value():

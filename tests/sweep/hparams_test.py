@@ -25,6 +25,8 @@ PAPER_SIZES = {
     "minilm_glue_rte.py": 3 * 3 + 2 * 3, "minilm_glue_stsb.py": 3 * 3 + 2 * 2,
     "minilm_glue_cola.py": 3 * 3 + 2 * 2,
     "minilm_glue_mrpc.py": 12 * 3, "minilm_squad.py": 3 + 2 + 3,
+    # Adapters in layers 1-6, 3-6, 4-6, 6-6, seeds 0-2.
+    "minilm_adapter_layers.py": 4 * 3,
 }
 
 
@@ -138,6 +140,14 @@ def test_trials_are_checked_before_anything_runs(tmp_path):
                                     "grid(num_tuned_layers=[1, 0])"))
     with pytest.raises(ValueError, match=r"get_sweep\(\)\[1\] \(k=0\): tuning='top_k' needs "
                                          r"num_tuned_layers"):
+        resolve_trials(hp, explicit={"task_name": "RTE"})
+    hp = load_hparams(write_hparams(tmp_path / "s.py", {}, "grid(adapter_layers=['2-6', '5-2'])"))
+    with pytest.raises(ValueError, match=r"get_sweep\(\)\[1\] \(layers=5-2\): "
+                                         r"--adapter_layers=5-2: the first layer 5 is above"):
+        resolve_trials(hp, explicit={"task_name": "RTE"})
+    hp = load_hparams(write_hparams(tmp_path / "t.py", {"tuning": "full"},
+                                    "grid(adapter_layers=['2-6'])"))
+    with pytest.raises(ValueError, match=r"\(layers=2-6\): --adapter_layers places adapters"):
         resolve_trials(hp, explicit={"task_name": "RTE"})
     hp = load_hparams(write_hparams(tmp_path / "q.py", {"do_eval": False}, "[{}]"))
     with pytest.raises(ValueError, match="a sweep trains and evaluates every trial"):

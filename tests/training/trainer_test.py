@@ -182,6 +182,9 @@ def test_changed_settings_on_the_same_output_dir_are_refused(tiny, tmp_path):
     (dict(do_train=False), "--task_dir"),
     (dict(tuning="top_k", adapter_size=None), "num_tuned_layers"),
     (dict(data_dir="missing_folder"), "missing_folder"),
+    (dict(adapter_layers="3-3"), r"--adapter_layers=3-3: the encoder has 2 layers"),
+    (dict(tuning="full", adapter_size=None, adapter_layers="1-2"),
+     r"--adapter_layers places adapters: it applies to tuning='adapters' only"),
 ])
 def test_bad_settings_fail_clearly_and_write_no_results(tiny, tmp_path, overrides, message):
     out = tmp_path / "run"
@@ -299,7 +302,7 @@ def test_bf16_mixed_precision_trains_and_restores_the_policy(tiny, tmp_path):
 
 
 def test_bf16_matmul_kernels_agree_and_the_choice_is_restored(tiny, tmp_path):
-    from bert_adapters.ops import dense
+    from bert_adapters.ops import settings
 
     losses = {}
     for kernels in ("bfloat16", "float32"):
@@ -307,9 +310,12 @@ def test_bf16_matmul_kernels_agree_and_the_choice_is_restored(tiny, tmp_path):
                                       do_eval=True, max_train_steps=2),
                               str(tmp_path / kernels))
         losses[kernels] = results["eval_loss"]
-        assert dense.bf16_matmuls == "auto"
+        assert settings.current() == settings.Settings()
         with open(tmp_path / kernels / "run_config.json") as f:
-            assert json.load(f)["bf16_matmul_kernels"] == kernels
+            record = json.load(f)
+        assert record["bf16_matmul_kernels"] == kernels
+        assert record["op_settings"]["devices"] == "cpu"
+        assert record["op_settings"]["bf16_matmul_kernels"] == kernels
     assert losses["float32"] == pytest.approx(losses["bfloat16"], rel=2e-2)
     with pytest.raises(trainer.RunError, match="--bf16_matmuls='fp8': expected one of auto"):
         trainer.run(_config(tiny, bf16_matmuls="fp8"), str(tmp_path / "bad"))
@@ -355,3 +361,38 @@ def test_fast_dropout_is_reproducible_and_differs_from_the_default_masks(tiny, t
     # Resuming with the other masks is refused like any changed training setting.
     with pytest.raises(ValueError, match="fast_dropout"):
         trainer.run(_config(tiny, fast_dropout=False), str(tmp_path / "fast_a"))
+
+
+def test_adapters_in_a_span_of_layers_are_recorded_reloaded_and_measured(tiny, tmp_path):
+    out = str(tmp_path / "span")
+    trained = trainer.run(_config(tiny, adapter_layers="2-2", do_eval=True, max_train_steps=3,
+                                  iterations_per_loop=2), out)
+    with open(os.path.join(out, "task_artifact", "task_config.json")) as f:
+        artifact = json.load(f)
+    assert artifact["adapter_layers"] == "2-2"
+    # The second layer's adapters and LayerNorms and the head; nothing below.
+    assert {n.split("/")[0] for n in artifact["trained_weights"]} == {"layer_1", "head"}
+    assert len([n for n in artifact["trained_weights"] if "layer_norm" in n]) == 4
+    again = trainer.run(_config(tiny, do_train=False, do_eval=True, task_dir=out,
+                                adapter_size=None), str(tmp_path / "eval"))
+    for key in ("accuracy", "eval_loss"):
+        assert again[key] == pytest.approx(trained[key], abs=1e-6)
+    with open(os.path.join(out, "train_stats.json")) as f:
+        stats = json.load(f)
+    # Loops of 2 and 1 steps: the first (tracing) is not timed.
+    assert stats["train_steps"] == 3 and stats["timed_steps"] == 1
+    assert stats["examples_per_second"] == pytest.approx(8 / stats["step_seconds"])
+    assert stats["peak_rss_bytes"] > 2 ** 27 and stats["peak_device_memory_bytes"] is None
+
+
+def test_cls_only_top_layer_trains_as_the_full_top_layer(tiny, tmp_path):
+    # Dropout off: the same logits, so the same training up to float rounding.
+    results = {}
+    for cls_only in (False, True):
+        out = tmp_path / str(cls_only)
+        results[cls_only] = trainer.run(_config(
+            tiny, encoder=tiny["no_dropout"], head_dropout=0.0, max_train_steps=3, do_eval=True,
+            cls_only_top_layer=cls_only), str(out))
+    assert results[True]["eval_loss"] == pytest.approx(results[False]["eval_loss"], rel=1e-4)
+    assert_same_weights(run_weights(tmp_path / "True"), run_weights(tmp_path / "False"),
+                        rtol=1e-3, atol=1e-5)

@@ -15,7 +15,7 @@ from absl import logging
 from bert_adapters import io_utils
 from bert_adapters.checkpoints import artifact
 from bert_adapters.model import trainable
-from bert_adapters.ops import dense
+from bert_adapters.ops import settings as op_settings
 
 RUN_CONFIG_FILE = "run_config.json"
 PRECISION_POLICIES = {None: "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -40,9 +40,9 @@ def check_config(config):
                        "directory (or its task_artifact) of an earlier training run")
     if config.mixed_precision not in PRECISION_POLICIES:
         raise RunError(f"--mixed_precision={config.mixed_precision!r}: expected bf16 or fp16")
-    if config.bf16_matmuls not in dense.BF16_MATMULS:
+    if config.bf16_matmuls not in op_settings.BF16_MATMULS:
         raise RunError(f"--bf16_matmuls={config.bf16_matmuls!r}: expected one of "
-                       f"{', '.join(dense.BF16_MATMULS)}")
+                       f"{', '.join(op_settings.BF16_MATMULS)}")
     for field in ("max_seq_length", "train_batch_size", "eval_batch_size",
                   "iterations_per_loop", "save_checkpoints_steps"):
         if getattr(config, field) < 1:
@@ -50,7 +50,8 @@ def check_config(config):
     if config.learning_rate <= 0 or config.num_train_epochs <= 0:
         raise RunError("--learning_rate and --num_train_epochs must be positive")
     if not config.task_dir:
-        trainable.check_tuning(config.tuning, config.adapter_size, 10**6, config.num_tuned_layers)
+        trainable.check_tuning(config.tuning, config.adapter_size, 10**6, config.num_tuned_layers,
+                               config.adapter_layers)
 
 
 def check_batch_sizes(config, replicas):
@@ -82,7 +83,9 @@ def merge_artifact_settings(config, artifact_config):
         config, tuning=artifact_config["tuning"],
         num_tuned_layers=artifact_config["num_tuned_layers"],
         adapter_size=artifact_config["adapter_size"],
-        adapter_init_scale=artifact_config["adapter_init_scale"])
+        adapter_init_scale=artifact_config["adapter_init_scale"],
+        # Artifacts written before adapter spans existed have adapters in every layer.
+        adapter_layers=artifact_config.get("adapter_layers"))
 
 
 def write_run_config(output_dir, config, encoder, fingerprint, kind, write=True):
@@ -103,8 +106,9 @@ def write_run_config(output_dir, config, encoder, fingerprint, kind, write=True)
               "encoder_config": encoder.config.architecture()}
     if config.mixed_precision == "bf16":
         # What --bf16_matmuls=auto chose on this machine.
-        record["bf16_matmul_kernels"] = ("float32" if dense.float32_kernels(tf.bfloat16)
+        record["bf16_matmul_kernels"] = ("float32" if op_settings.float32_matmuls(tf.bfloat16)
                                          else "bfloat16")
+    record["op_settings"] = op_settings.describe()  # What the ops chose for these devices.
     if io_utils.exists(path) and config.do_train:
         _check_unchanged(path, io_utils.read_json(path), record, type(config).TRAINING_FIELDS)
     if write:
@@ -127,13 +131,18 @@ def _jsonable(value):
 
 
 @contextlib.contextmanager
-def precision_policy(name, bf16_matmuls):
-    """Keras' dtype policy for `--mixed_precision` and the bf16 matmul kernels, for the run."""
-    previous = keras.config.dtype_policy(), dense.bf16_matmuls
+def precision_policy(name):
+    """Keras' dtype policy for `--mixed_precision`, for the run."""
+    previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(PRECISION_POLICIES[name])
-    dense.bf16_matmuls = bf16_matmuls
     try:
         yield
     finally:
-        keras.config.set_dtype_policy(previous[0])
-        dense.bf16_matmuls = previous[1]
+        keras.config.set_dtype_policy(previous)
+
+
+def op_settings_for(config, strategy):
+    """The ops' settings for this run: its flags and its strategy's devices."""
+    return op_settings.Settings(fast_dropout=config.fast_dropout,
+                                bf16_matmuls=config.bf16_matmuls,
+                                devices=op_settings.devices_of(strategy.extended.worker_devices))

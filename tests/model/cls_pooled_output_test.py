@@ -1,0 +1,89 @@
+"""The [CLS]-only top layer (`--cls_only_top_layer`) against the full computation."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bert_adapters.model import heads, trainable
+from bert_adapters.model.bert_encoder import BertEncoder
+from bert_adapters.model.packed_models import PackedClassifier
+from bert_adapters.training import packing
+from conftest import random_canonical_weights, random_inputs, tiny_config
+
+INTERMEDIATE = 16   # tiny_config's feed-forward width
+
+
+@pytest.fixture(scope="module")
+def models():
+    """(full, cls_only, encoder): one encoder (adapters in layers 2-3, dropout off), two heads
+    sharing its weights and the same classifier values."""
+    encoder = BertEncoder(tiny_config(num_layers=3), adapter_size=2, adapter_init_scale=0.3,
+                          adapter_layers="2-3")
+    encoder.set_canonical_weights(random_canonical_weights(encoder, seed=3))
+    trainable.apply_tuning(encoder, "adapters")
+    full = heads.build_classifier_model(encoder, 3, head_dropout=0.0)
+    cls_only = heads.build_classifier_model(encoder, 3, head_dropout=0.0,
+                                            cls_only_top_layer=True)
+    for a, b in zip(heads.head_weight_map(cls_only).values(),
+                    heads.head_weight_map(full).values()):
+        a.assign(b)
+    return full, cls_only, encoder
+
+
+def _loss_and_grads(model, inputs, labels):
+    with tf.GradientTape() as tape:
+        logits = model(inputs, training=True)   # dropout is 0 in tiny_config
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+    return logits, tape.gradient(loss, model.trainable_variables)
+
+
+def test_same_logits_and_gradients_as_the_full_top_layer(models):
+    full, cls_only, _ = models
+    assert heads.is_cls_only(cls_only) and not heads.is_cls_only(full)
+    assert [v.path for v in cls_only.trainable_variables] == [
+        v.path for v in full.trainable_variables]
+    inputs = random_inputs(batch_size=4, seq_length=9, pad_last=3)
+    labels = tf.constant([0, 1, 2, 1])
+    ours, our_grads = _loss_and_grads(cls_only, inputs, labels)
+    theirs, their_grads = _loss_and_grads(full, inputs, labels)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    for g, h, v in zip(our_grads, their_grads, full.trainable_variables):
+        np.testing.assert_allclose(tf.convert_to_tensor(g), tf.convert_to_tensor(h),
+                                   rtol=1e-4, atol=1e-6, err_msg=v.path)
+
+
+def test_packed_rows_each_example_at_its_own_cls(models):
+    full, cls_only, encoder = models
+    lengths = [9, 3, 6, 12, 4, 2, 7]
+    inputs = random_inputs(batch_size=len(lengths), seq_length=12, pad_last=0, seed=5)
+    inputs["input_mask"] = (np.arange(12)[None, :] < np.array(lengths)[:, None]).astype("int32")
+    inputs["input_word_ids"] = inputs["input_word_ids"] * inputs["input_mask"]
+    packed = {k: tf.constant(v) for k, v in packing.pack_examples(
+        inputs, np.arange(len(lengths)), 16).items()}
+    assert packed["input_mask"].shape[0] < len(lengths)
+    assert set(packed["cls_positions"].numpy()[:, 1]) != {0}   # some [CLS] mid-row
+    packed_model = PackedClassifier(cls_only, encoder)
+    assert packed_model.cls_only_top_layer
+    labels = tf.constant(np.arange(len(lengths)) % 3)
+    ours, our_grads = _loss_and_grads(packed_model, packed, labels)
+    theirs, their_grads = _loss_and_grads(full, inputs, labels)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    for g, h, v in zip(our_grads, their_grads, full.trainable_variables):
+        np.testing.assert_allclose(tf.convert_to_tensor(g), tf.convert_to_tensor(h),
+                                   rtol=1e-4, atol=1e-5, err_msg=v.path)
+
+
+def _feed_forward_rows(model, batch, seq, fn=None):
+    """The row counts of the traced step's feed-forward matmuls (`[rows, intermediate]`)."""
+    spec = {k: tf.TensorSpec([batch, seq], tf.int32) for k in model.input}
+    graph = tf.function(fn or (lambda x: model(x, training=True))).get_concrete_function(
+        spec).graph
+    return sorted(op.outputs[0].shape[0] for op in graph.get_operations()
+                  if op.type in ("MatMul", "_FusedMatMul")
+                  and op.outputs[0].shape.rank == 2 and op.outputs[0].shape[1] == INTERMEDIATE)
+
+
+def test_the_top_layer_runs_one_position_per_example(models):
+    full, cls_only, _ = models
+    assert _feed_forward_rows(full, 4, 9) == [36, 36, 36]
+    assert _feed_forward_rows(cls_only, 4, 9) == [4, 36, 36]
