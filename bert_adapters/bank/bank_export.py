@@ -14,8 +14,7 @@ import tensorflow as tf
 
 from bert_adapters import io_utils
 from bert_adapters.bank.bank_builder import BANK_FILE, FORMAT_VERSION, TASKS_DIR
-from bert_adapters.bank.bank_server import SPAN_SETTINGS
-from bert_adapters.bank.bank_task import BankError
+from bert_adapters.bank.bank_task import SPAN_DEFAULTS, BankError
 from bert_adapters.checkpoints import artifact
 
 
@@ -62,7 +61,7 @@ def _task_record(task, index, folder):
              "source": task.source}
     if task.is_span:
         entry["span"] = {field: task.max_seq_length if field == "max_seq_length"
-                         else task.span_setting(field) for field in SPAN_SETTINGS}
+                         else task.span_setting(field) for field in SPAN_DEFAULTS}
     return entry
 
 

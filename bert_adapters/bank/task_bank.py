@@ -16,8 +16,9 @@ TF Serving answer alike) and exporting (`bank_export`).
 import numpy as np
 import tensorflow as tf
 
+from bert_adapters import io_utils
 from bert_adapters.bank import bank_builder
-from bert_adapters.bank.bank_builder import BANK_FILE, FORMAT_VERSION, TASKS_DIR  # noqa: F401
+from bert_adapters.bank.bank_builder import BANK_FILE
 from bert_adapters.bank.bank_export import export_bank
 from bert_adapters.bank.bank_server import BankServer
 from bert_adapters.bank.bank_task import (BankError, check_span_texts, check_texts,
@@ -94,9 +95,9 @@ class TaskBank:
                                                                  record["max_seq_length"])
         bank = cls(encoder, tokenizer, tasks, base_record)
         if bank.fingerprint != record["fingerprint"]:
-            raise BankError(f"{bank_dir}/{BANK_FILE}: the bank was built on a base with "
-                            f"fingerprint {record['fingerprint']}, but its base read now has "
-                            f"{bank.fingerprint}")
+            raise BankError(f"{io_utils.join(bank_dir, BANK_FILE)}: the bank was built on a "
+                            f"base with fingerprint {record['fingerprint']}, but its base read "
+                            f"now has {bank.fingerprint}")
         return bank
 
     def add(self, task_dir, name=None):
