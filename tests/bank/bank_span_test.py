@@ -84,8 +84,21 @@ def _expected_scores(runs, ids):
     return [runs["nbest"][i][0]["probability"] if runs["predictions"][i] else 0.0 for i in ids]
 
 
-def test_span_answers_equal_the_tasks_own_predictions(runs, tmp_path):
-    bank = TaskBank.load(None, [runs["squad"]])   # A bank of span tasks only.
+@pytest.fixture(scope="module")
+def bank(runs):
+    """The RTE + span bank in Python, its forward passes recorded while its graph is traced."""
+    bank = TaskBank.load(None, [runs["rte"], runs["squad"]])
+    outputs, bank.passes = bank.model.outputs, []
+
+    def spy(inputs, task_ids):
+        bank.passes.append(task_ids)
+        return outputs(inputs, task_ids)
+
+    bank.model.outputs = spy
+    return bank
+
+
+def test_span_answers_equal_the_tasks_own_predictions(runs, bank):
     ids, questions, contexts = zip(*runs["dev"])
     assert bank.task("squad-v1.1").is_span
     # The tiny contexts (20-40 pieces) need several 32-token windows.
@@ -94,31 +107,20 @@ def test_span_answers_equal_the_tasks_own_predictions(runs, tmp_path):
     assert answers == [runs["predictions"][i] for i in ids]
     np.testing.assert_allclose(scores[:, 0], _expected_scores(runs, ids), atol=1e-5)
     assert len(set(answers)) > 3 and scores.shape == (len(ids), 1)
-    bank.export(str(tmp_path / "span_only"))
-    with open(tmp_path / "span_only" / "bank.json") as f:
-        assert json.load(f)["signatures"] == ["serving_default", "SQuAD-v1.1"]
 
 
-def test_mixed_batch_of_classification_rows_and_span_windows(runs):
+def test_mixed_batch_of_classification_rows_and_span_windows(runs, bank):
     dev, rte = runs["dev"][:6], runs["rte_rows"][:6]
     tasks, texts_a, texts_b = [], [], []
     for (_, question, context), (premise, hypothesis) in zip(dev, rte):
         tasks += ["squad-v1.1", "RTE"]
         texts_a += [question, premise]
         texts_b += [context, hypothesis]
-    # A fresh bank, so that its graph is traced here: each call of it
-    # (5 examples: RTE rows and span windows together) is one forward pass.
-    bank = TaskBank.load(None, [runs["rte"], runs["squad"]])
-    outputs, passes = bank.model.outputs, []
-
-    def spy(inputs, task_ids):
-        passes.append(task_ids)
-        return outputs(inputs, task_ids)
-
-    bank.model.outputs = spy
+    # 5 examples a call: RTE rows and span windows together.
     labels, scores = bank.predict_mixed(tasks, texts_a, texts_b, batch_size=5,
                                         return_scores=True)
-    assert len(passes) == 1   # Traced once, one forward pass per call.
+    # The graph, traced once for every call of every test, has one forward pass.
+    assert len(bank.passes) == 1
     rte_labels, rte_scores = bank.predict("rte", texts_a[1::2], texts_b[1::2],
                                           return_scores=True)
     span_labels, span_scores = bank.predict("squad_v1.1", texts_a[0::2], texts_b[0::2],

@@ -38,10 +38,14 @@ SETTINGS = [(40, 8, 12), (32, 40, 20), (384, 128, 64), (24, 3, 4)]
 def test_windows_as_the_trainers_features(tokenizer):
     examples = _examples(0, 24)
     settings = [SETTINGS[i % len(SETTINGS)] for i in range(len(examples))]
-    reference = []
-    for index, (example, (length, stride, query)) in enumerate(zip(examples, settings)):
-        features = convert_examples([example], tokenizer, length, stride, query)
-        reference += [(index, features, row) for row in range(len(features))]
+    rows_of = {}  # example -> its rows of the trainer's features, in window order
+    for setting in SETTINGS:
+        indices = [i for i, s in enumerate(settings) if s == setting]
+        features = convert_examples([examples[i] for i in indices], tokenizer, *setting)
+        for row, position in enumerate(features.example_index):
+            rows_of.setdefault(indices[position], []).append((features, row))
+    reference = [(i, features, row) for i in range(len(examples))
+                 for features, row in rows_of[i]]
     ids, starts, ends = tokenizer.tokenize_with_offsets([e.context_text for e in examples])
     per_example = np.array(settings, np.int32)
     windows = tf.function(span_windows)(
