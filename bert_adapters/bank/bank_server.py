@@ -51,8 +51,9 @@ class BankServer(tf.Module):
         is not UTF-8, a pair task without `text_b`, an empty question or
         context, a context without word pieces. Such a row's prediction is
         "" and its scores 0.
-    Classification rows are padded to the batch's longest, span windows are
-    as long as their task's run made them. Saved by `tf.saved_model.save` with
+    Classification rows and span windows are padded to the batch's longest
+    row, not to a fixed length (a window holds at most its task's
+    `max_seq_length` tokens, as its run cut them). Saved by `tf.saved_model.save` with
     `signatures(serve_function())`, this module is the bank's SavedModel.
 
     Args:
@@ -219,7 +220,7 @@ class BankServer(tf.Module):
         """A `tf.function` serving one task through `serve` (a `serve_function()`).
 
         A classification task takes `text_a` (and `text_b` for pair tasks) and
-        returns `prediction`, `scores`, `error`; a span task takes `question`
+        returns `prediction`, `scores`, `task`, `error`; a span task takes `question`
         and `context` and returns `answer`, `score`, `answer_start`,
         `answer_end`, `error`.
         """
@@ -229,7 +230,7 @@ class BankServer(tf.Module):
             return tf.fill(tf.shape(texts), name)
 
         def classified(out):
-            return {key: out[key] for key in ("prediction", "scores", "error")}
+            return {key: out[key] for key in ("prediction", "scores", "task", "error")}
 
         if name in self.span_task_names:
             def answer(question, context):
