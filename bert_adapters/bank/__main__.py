@@ -73,14 +73,12 @@ def run(args):
         bank.export(args.output_dir, overwrite=args.overwrite)
         print(f"Wrote {args.output_dir}: {len(bank.tasks)} tasks ({', '.join(bank.task_names)}) "
               f"on one base, max_seq_length {bank.max_seq_length}")
-        _note_span_tasks(bank)
     elif args.command == "add":
         name, directory = _named_dir(args.task_dir)
         bank = TaskBank.from_directory(args.bank, base=args.base)
         bank.add(directory, name)
         bank.export(args.bank, overwrite=True)
         print(f"Added {bank.tasks[-1].name} to {args.bank}: {', '.join(bank.task_names)}")
-        _note_span_tasks(bank)
     else:
         if args.batch_size < 1:
             raise ValueError(f"--batch_size must be positive, got {args.batch_size}")
@@ -92,14 +90,6 @@ def run(args):
                 print(f"bank predict: error: {error}", file=sys.stderr)
             return 2
     return 0
-
-
-def _note_span_tasks(bank):
-    spans = [task.name for task in bank.tasks if task.is_span]
-    if spans:
-        print(f"Span task(s) {', '.join(spans)}: answered by `bank predict` and "
-              f"TaskBank.predict (Python); the SavedModel has no signature for them and its "
-              f"serving_default refuses them by name")
 
 
 def main(argv=None):

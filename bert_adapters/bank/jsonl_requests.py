@@ -11,9 +11,11 @@ line number and field; the other lines are still answered.
 
 A span (SQuAD) task's line gives `question` and `context` (or `text_a` and
 `text_b`); its `prediction` is the answer text and `scores` `[its n-best
-probability]`. The SavedModel does not answer span tasks, so their lines are
-answered by the Python bank rebuilt from the bank directory
-(`TaskBank.from_directory`), as `run_squad.py --do_predict` would.
+probability]`. Every line, whatever its task's kind, is answered by the
+bank's SavedModel (windows, best-span search and answer text included), so
+the base is never rebuilt in Python; a row the SavedModel refuses (its
+`error` output, e.g. a context without word pieces) becomes that line's
+error.
 """
 
 import json
@@ -22,16 +24,8 @@ import tensorflow as tf
 
 from bert_adapters import io_utils
 from bert_adapters.model import heads
+from bert_adapters.bank.bank_builder import read_bank_record
 from bert_adapters.bank.bank_task import BankError, check_span_texts, check_texts, task_key
-from bert_adapters.bank.task_bank import BANK_FILE, TaskBank
-
-
-def read_bank_record(bank_dir):
-    path = io_utils.join(bank_dir, BANK_FILE)
-    if not io_utils.exists(path):
-        raise BankError(f"{path} not found: --bank must be a directory written by "
-                        f"`python -m bert_adapters.bank export`")
-    return io_utils.read_json(path)
 
 
 def parse_request(line, tasks_by_key, where):
@@ -63,10 +57,12 @@ def parse_request(line, tasks_by_key, where):
     return request, task
 
 
-def _span_texts(request):
-    """(question, context) of a checked span request."""
-    return (request["question"] if "question" in request else request["text_a"],
-            request["context"] if "context" in request else request["text_b"])
+def _texts(request, task):
+    """(text_a, text_b) of a checked request: a span task's question and context."""
+    if task.get("kind") == heads.SPAN:
+        return (request["question"] if "question" in request else request["text_a"],
+                request["context"] if "context" in request else request["text_b"])
+    return request["text_a"], request.get("text_b") or ""
 
 
 def predict_file(bank_dir, input_path, output_path, batch_size=32):
@@ -87,42 +83,42 @@ def predict_file(bank_dir, input_path, output_path, batch_size=32):
         try:
             request, task = parse_request(line, tasks_by_key, f"{input_path}:{number}")
         except BankError as err:
-            errors.append(str(err))
-            try:
-                partial = json.loads(line)
-            except json.JSONDecodeError:
-                partial = None
-            outputs[number - 1] = {**(partial if isinstance(partial, dict) else {}),
-                                   "error": str(err)}
+            outputs[number - 1] = _error_line(line, err, errors)
             continue
-        pending.append((number - 1, request, task))
-    spans = [p for p in pending if p[2].get("kind") == heads.SPAN]
-    pending = [p for p in pending if p[2].get("kind") != heads.SPAN]
-    if spans:
-        bank = TaskBank.from_directory(bank_dir)
-        questions, contexts = zip(*(_span_texts(r) for _, r, _ in spans))
-        answers, scores = bank.predict_mixed([t["name"] for _, _, t in spans], questions,
-                                             contexts, batch_size=batch_size,
-                                             return_scores=True)
-        for (row, request, _), answer, score in zip(spans, answers, scores):
-            outputs[row] = {**request, "prediction": answer,
-                            "scores": [float(s) for s in score]}
+        pending.append((number - 1, request, task, _texts(request, task)))
     serve = tf.saved_model.load(bank_dir).signatures["serving_default"] if pending else None
     # A batch is padded to its longest request: batch requests of similar
     # lengths (answers still go out in input order).
-    pending.sort(key=lambda p: len(p[1]["text_a"]) + len(p[1].get("text_b") or ""))
+    pending.sort(key=lambda p: len(p[3][0]) + len(p[3][1]))
     for start in range(0, len(pending), batch_size):
         batch = pending[start:start + batch_size]
-        result = serve(task=tf.constant([t["name"] for _, _, t in batch]),
-                       text_a=tf.constant([r["text_a"] for _, r, _ in batch]),
-                       text_b=tf.constant([r.get("text_b") or "" for _, r, _ in batch]))
-        for (row, request, task), label, scores in zip(
-                batch, result["prediction"].numpy(), result["scores"].numpy()):
+        result = serve(task=tf.constant([t["name"] for _, _, t, _ in batch]),
+                       text_a=tf.constant([texts[0] for *_, texts in batch]),
+                       text_b=tf.constant([texts[1] for *_, texts in batch]))
+        for (row, request, task, _), label, scores, error in zip(
+                batch, result["prediction"].numpy(), result["scores"].numpy(),
+                result["error"].numpy()):
+            if error:
+                where = f"{input_path}:{row + 1}"
+                outputs[row] = _error_line(lines[row], BankError(
+                    f"{where}: {error.decode('utf-8')}"), errors)
+                continue
             label = label.decode("utf-8")
-            width = 1 if task["regression"] else len(task["labels"])
+            width = 1 if task["regression"] or task.get("kind") == heads.SPAN else len(
+                task["labels"])
             outputs[row] = {**request,
                             "prediction": float(label) if task["regression"] else label,
                             "scores": [float(s) for s in scores[:width]]}
     io_utils.write_text(output_path, "".join(
         json.dumps(o, ensure_ascii=False) + "\n" for o in outputs))
-    return len(pending) + len(spans), errors
+    return sum("error" not in o for o in outputs), errors
+
+
+def _error_line(line, err, errors):
+    """The output line of a request that could not be answered; records the message."""
+    errors.append(str(err))
+    try:
+        partial = json.loads(line)
+    except json.JSONDecodeError:
+        partial = None
+    return {**(partial if isinstance(partial, dict) else {}), "error": str(err)}

@@ -13,6 +13,11 @@ wrong span, so a training read drops that question and says so
 the metric compares against. BERT's reader instead checks the answer against
 the context split on whitespace, a looser test; the dev file passes both.
 
+A SQuAD v2.0 file (`"version": "v2.0"`, or a question with `"is_impossible":
+true`) is refused with one error naming the file, as `--version_2_with_negative`
+is: read as v1.1 it would silently train without its unanswerable questions
+and predict an answer for every one of them.
+
 Example:
     data = read_squad_json("dev-v1.1.json", is_training=False)
     len(data.examples), data.examples[0].answers[0]  # 10570, ("Denver Broncos", 177)
@@ -28,6 +33,8 @@ from absl import logging
 _TFDS_NAME = "squad/v1.1"
 _TFDS_BATCH_SIZE = 1024  # Examples per batch when reading TFDS: far faster than one by one.
 _MAX_LISTED = 10  # Skipped question ids quoted in a warning.
+_V2_REFUSED = ("SQuAD v2.0 is not supported; this project reproduces the paper's SQuAD v1.1 "
+               "(pass v1.1 files)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,8 +93,9 @@ def read_squad_json(path, is_training):
     Raises:
         ValueError: malformed JSON (with its line and column), no `data`
             list, a paragraph without `context`, a question without `id` or
-            `question`, a malformed answer, or a question id used twice; the
-            message names the file and the article / paragraph / question.
+            `question`, a malformed answer, a question id used twice, or a
+            SQuAD v2.0 file; the message names the file and the article /
+            paragraph / question.
     """
     path = os.fspath(path)
     with tf.io.gfile.GFile(path, "rb") as f:
@@ -105,6 +113,9 @@ def read_squad_json(path, is_training):
         found = (f"keys {sorted(dataset)}" if isinstance(dataset, dict) else _describe(dataset))
         raise ValueError(f"{path}: expected a JSON object with a \"data\" list of articles "
                          f"(SQuAD v1.1: {{\"version\", \"data\": [...]}}), found {found}")
+    version = str(dataset.get("version", ""))
+    if version.lower().lstrip("v").startswith("2"):
+        raise ValueError(f"{path}: \"version\": {version!r}: {_V2_REFUSED}")
 
     examples, skipped = [], []
     first_seen = {}  # qas_id -> where it first appeared
@@ -133,6 +144,9 @@ def read_squad_json(path, is_training):
                     if not isinstance(qa.get(field), str):
                         raise ValueError(f"{path}: {question_at}: no \"{field}\" string")
                 qas_id = qa["id"]
+                if qa.get("is_impossible"):
+                    raise ValueError(f"{path}: {question_at} ({qas_id!r}) has \"is_impossible\": "
+                                     f"true, a SQuAD v2.0 question: {_V2_REFUSED}")
                 if qas_id in first_seen:
                     raise ValueError(f"{path}: question id {qas_id!r} appears twice: at "
                                      f"{first_seen[qas_id]} and at {question_at}")

@@ -149,6 +149,25 @@ def test_bad_train_file_exits_2(tiny, tmp_path):
     assert re.search(r"run_squad\.py: error: .*bad\.json.*line 1", proc.stderr)
 
 
+def test_squad_v2_train_file_stops_in_one_line(tiny, tmp_path):
+    """As --version_2_with_negative: one line naming the file, exit 2, nothing trained."""
+    with open(tiny["train"]) as f:
+        dataset = json.load(f)
+    dataset["data"][0]["paragraphs"][0]["qas"][0].update(is_impossible=True, answers=[])
+    v2 = tmp_path / "train-v2.0.json"
+    v2.write_text(json.dumps(dataset))
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "run_squad.py"), f"--encoder={tiny['encoder']}",
+         f"--train_file={v2}", "--do_train", f"--output_dir={tmp_path / 'out'}",
+         "--max_seq_length=32", "--doc_stride=8", "--max_query_length=6"],
+        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if "run_squad.py: error:" in line]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert str(v2) in lines[0] and "SQuAD v2.0 is not supported" in lines[0]
+    assert not os.path.exists(tmp_path / "out" / "task_artifact")
+
+
 @pytest.mark.slow
 def test_embedded_encoder_trains_on_some_articles_and_predicts_others(tmp_path):
     """minilm_l6, full fine-tuning: a few dev articles to train, another to predict."""

@@ -195,3 +195,24 @@ def test_tfds_not_prepared_offline_error(tmp_path):
     expected = r"(?s)tfds:squad/v1.1/validation.*never downloaded"
     with pytest.raises(FileNotFoundError, match=expected):
         load_squad_tfds("validation", data_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("is_training", [False, True])
+def test_squad_v2_files_are_refused(tmp_path, is_training):
+    v2 = _good_dataset()
+    v2["version"] = "v2.0"
+    with pytest.raises(ValueError, match=r"v2\.json: \"version\": 'v2\.0': SQuAD v2\.0 is not "
+                                         r"supported; this project reproduces the paper's SQuAD "
+                                         r"v1\.1 \(pass v1\.1 files\)$"):
+        read_squad_json(_write(tmp_path, v2, "v2.json"), is_training=is_training)
+    unanswerable = _good_dataset()
+    _paragraph(unanswerable, 1, 0)["qas"][0].update(is_impossible=True, answers=[])
+    with pytest.raises(ValueError, match=r"impossible\.json: article 2 \('Other'\), paragraph 1, "
+                                         r"question 1 \('q5'\) has \"is_impossible\": true, a "
+                                         r"SQuAD v2\.0 question: SQuAD v2\.0 is not supported"):
+        read_squad_json(_write(tmp_path, unanswerable, "impossible.json"),
+                        is_training=is_training)
+    # A v1.1 file whose questions say they are answerable reads as before.
+    answerable = _good_dataset()
+    _paragraph(answerable, 1, 0)["qas"][0]["is_impossible"] = False
+    assert len(read_squad_json(_write(tmp_path, answerable), is_training=False).examples) == 5

@@ -67,12 +67,12 @@ def test_devices_of_a_strategys_devices():
 
 def test_the_trainer_sets_the_run_s_devices_once():
     from bert_adapters.tasks.classification import ClassifierConfig
-    from bert_adapters.training import trainer
+    from bert_adapters.training import run_settings
 
     config = ClassifierConfig(task_name="rte", fast_dropout=True, bf16_matmuls="bfloat16")
     gpu = types.SimpleNamespace(extended=types.SimpleNamespace(
         worker_devices=("/job:localhost/replica:0/task:0/device:GPU:0",)))
-    chosen = trainer._op_settings(config, gpu)   # pylint: disable=protected-access
+    chosen = run_settings.op_settings_for(config, gpu)
     assert chosen == settings.Settings(fast_dropout=True, bf16_matmuls="bfloat16",
                                        devices="accelerator")
 
