@@ -31,7 +31,7 @@ PILOT_RATES = {
     "full": [3e-5, 1e-4, 3e-4],
 }
 PILOT_STEPS = 150
-CHOSEN = {}  # {method: rate}, filled from the pilot.
+CHOSEN = {"adapters64": 1e-3}  # {method: rate}: the pilot's best F1.
 
 
 def get_config():
@@ -58,7 +58,10 @@ def _trials(method, rates, **extra):
 
 
 def get_sweep():
-    pilot = [t for m, rates in PILOT_RATES.items()
-             for t in _trials(m, rates, max_train_steps=PILOT_STEPS)]
-    main = [t for m, rate in CHOSEN.items() for t in _trials(m, [rate])]
-    return pilot + main
+    """Per method: its pilot, then its main run once `CHOSEN` names its rate."""
+    trials = []
+    for method, rates in PILOT_RATES.items():
+        trials += _trials(method, rates, max_train_steps=PILOT_STEPS)
+        if method in CHOSEN:
+            trials += _trials(method, [CHOSEN[method]])
+    return trials

@@ -172,7 +172,8 @@ class Sweep:
         self.strategy = strategy
         self.kind = self.trials[0].config.task_kind()
         self.metric = self.kind.primary_metric
-        self.compared_fields = compared_fields(type(self.trials[0].config))
+        self.config_class = type(self.trials[0].config)
+        self.compared_fields = compared_fields(self.config_class)
         self._definition_checked = False
         # What this process's trials share: the base checkpoint, the tokenized
         # data, and models of one shape with their traced functions.
@@ -204,7 +205,8 @@ class Sweep:
         new = self.definition()
         path = self.path(SWEEP_FILE)
         if io_utils.exists(path):
-            changes = _differences(io_utils.read_json(path), new)
+            changes = _differences(io_utils.read_json(path), new,
+                                   _jsonable(_config_defaults(self.config_class)))
             if changes:
                 if not overwrite:
                     raise ValueError(
@@ -241,7 +243,11 @@ class Sweep:
             return False
         old = io_utils.read_json(run_config)["settings"]
         new = trial.config.to_json()
-        return all(_jsonable(old.get(k)) == _jsonable(new.get(k)) for k in self.compared_fields)
+        # A field the run predates ran as its default: a newer version of this
+        # package adding a setting keeps the trials it did not change.
+        defaults = _config_defaults(self.config_class)
+        return all(_jsonable(old.get(k, defaults.get(k))) == _jsonable(new.get(k))
+                   for k in self.compared_fields)
 
     def wait_for_definition(self, timeout_seconds=None, poll_seconds=1.0):
         """A worker waits for the chief's sweep.json, then checks it.
@@ -467,8 +473,13 @@ def _tuner_id():
     return os.environ.get("KERASTUNER_TUNER_ID", "tuner0")
 
 
-def _differences(old, new):
-    """Readable differences between two sweep definitions."""
+def _differences(old, new, defaults=None):
+    """Readable differences between two sweep definitions.
+
+    A setting missing from the old definition (recorded by a version of this
+    package that did not have it) counts as its default from `defaults`.
+    """
+    defaults = defaults or {}
     changes = []
     old_trials = [t["trial_id"] for t in old.get("trials", [])]
     new_trials = [t["trial_id"] for t in new["trials"]]
@@ -482,8 +493,9 @@ def _differences(old, new):
                        + (f" and {len(removed) - 4} more" if len(removed) > 4 else ""))
     if not added and not removed and old_trials != new_trials:
         changes.append("the trials' order changed (it breaks ties)")
-    old_settings = old.get("base_settings", {})
     new_settings = _jsonable(new["base_settings"])
+    old_settings = {k: defaults.get(k) for k in new_settings}
+    old_settings.update(old.get("base_settings", {}))
     for key in sorted(set(old_settings) | set(new_settings)):
         if old_settings.get(key) != new_settings.get(key):
             changes.append(f"{key}: {old_settings.get(key)!r} -> {new_settings.get(key)!r}")
