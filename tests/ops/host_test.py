@@ -33,3 +33,13 @@ def test_description_names_model_family_and_what_the_cpu_has():
     assert host.intel_bf16_without_amx(XEON)
     unknown = host.cpu_description("")
     assert "AMX: no, AVX-512 BF16: no, AVX-512F: no" in unknown and "family" not in unknown
+
+
+def test_bf16_beats_fp32_with_amx_or_on_amd_with_avx512_bf16():
+    amx = XEON.replace("avx512_fp16", "avx512_fp16 amx_tile amx_bf16")
+    zen4 = XEON.replace("GenuineIntel", "AuthenticAMD")
+    avx2 = XEON.replace("avx512f avx512_bf16 avx512_fp16", "")
+    assert host.bf16_faster_than_fp32(amx) and host.bf16_faster_than_fp32(zen4)
+    assert not host.bf16_faster_than_fp32(XEON)   # Intel, AVX-512 BF16, no AMX
+    assert not host.bf16_faster_than_fp32(avx2.replace("GenuineIntel", "AuthenticAMD"))
+    assert not host.bf16_faster_than_fp32("")
