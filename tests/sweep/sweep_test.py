@@ -11,6 +11,7 @@ import types
 import pytest
 
 from bert_adapters.sweep import runner, selection
+from bert_adapters.training import trainer
 from bert_adapters.sweep.tuner import TRIAL_HP, SweepOracle
 from conftest import REPO_ROOT
 from tiny_runs import TINY_RUN, write_hparams, write_tiny_encoder, write_tiny_rte
@@ -234,6 +235,29 @@ def test_changed_sweep_is_refused_unless_overwrite(tmp_path, tiny, counted_runs)
     assert best["finished_trials"] == 2 and best["complete"]
     results = _read_jsonl(os.path.join(out, runner.RESULTS_FILE))
     assert [r["trial_id"] for r in results] == ["seed=0", "seed=1"]
+
+    # Runs recorded before a setting existed ran as its default: the same sweep
+    # is not another sweep, and a grown sweep keeps them.
+    _forget_setting(out, "cls_only_top_layer")
+    runner.run_sweep(two, out, explicit=_flags(tiny))
+    three = _hparams(tmp_path, tiny, "grid(seed=[0, 1, 2])", name="three.py", max_train_steps=1)
+    runner.run_sweep(three, out, explicit=_flags(tiny), overwrite=True)
+    assert counted_runs["calls"] == ["seed=0", "seed=1", "seed=2"]
+
+
+def _forget_setting(out, name):
+    """Rewrites a sweep's records as a version of the package without `name` wrote them."""
+    paths = [os.path.join(out, runner.SWEEP_FILE)] + [
+        os.path.join(out, runner.TRIALS_DIR, trial, trainer.RUN_CONFIG_FILE)
+        for trial in os.listdir(os.path.join(out, runner.TRIALS_DIR))]
+    for path in paths:
+        with open(path) as f:
+            record = json.load(f)
+        settings = record["base_settings" if path.endswith(runner.SWEEP_FILE) else "settings"]
+        assert name in settings, path
+        del settings[name]
+        with open(path, "w") as f:
+            json.dump(record, f)
 
 
 # === KerasTuner's distributed mode ===
