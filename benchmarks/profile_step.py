@@ -1,9 +1,11 @@
 """Where a training step's time goes, by TensorFlow op, and which oneDNN fusions ran.
 
-  .venv/bin/python benchmarks/profile_step.py [--precision=fp32|bf16] [--tuning=adapters]
+  .venv/bin/python benchmarks/profile_step.py [--precision=fp32|bf16] [--tuning=adapters] \
+      [--seq_length=128]
 
 Builds the training step of benchmarks/train_throughput.py (embedded
-MiniLM-L6, batch 32 x 128 tokens, the trainer's own `make_train_step`), runs
+MiniLM-L6, batch 32 x `--seq_length` tokens, default 128, the trainer's own
+`make_train_step`), runs
 it a few times, then traces `--steps` steps with `tf.profiler` and sums the
 executed kernels' time by op type (from the trace's XPlane: the ops the
 runtime actually executed, after Grappler's remapper and oneDNN's layout
@@ -121,6 +123,8 @@ def main():
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--tuning", choices=["adapters", "full"], default="adapters")
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--seq_length", type=int, default=128,
+                        help="Tokens per row (at most 128): short texts' shapes")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--names_of", default=None,
                         help="An op type (e.g. Mul): also list its kernels by op name.")
@@ -165,6 +169,7 @@ def _profile(args):
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     total = 3 + 2 * args.steps
     features, labels = load_features("synthetic128", 32, total)
+    features = {k: v[:, :args.seq_length] for k, v in features.items()}
     rows = input_pipeline.train_index_matrix(len(labels), 32, total, seed=0)
     with strategy.scope():
         encoder = checkpoints.load_encoder(
@@ -193,7 +198,7 @@ def _profile(args):
     totals, by_name = op_times(logdir, args.names_of or "-")
     kernel = sum(t for t, _ in totals.values())
     step = statistics.median(times)
-    print(f"\n{args.tuning} {args.precision}, batch 32 x 128"
+    print(f"\n{args.tuning} {args.precision}, batch 32 x {args.seq_length}"
           f"{', one op at a time' if args.sequential else ''}: step {step:.3f} s untraced; "
           f"kernel time {kernel / 1e6 / args.steps:.3f} s per step (summed over both cores' "
           f"threads, so it can exceed the step)\n")
@@ -201,7 +206,8 @@ def _profile(args):
     for op_type, (t, _) in totals.items():
         groups[_group(op_type)] += t
     print(f"matmul kernels {groups['matmul'] / 1e3 / args.steps:.1f} ms per step, "
-          f"the rest {(kernel - groups['matmul']) / 1e3 / args.steps:.1f} ms\n")
+          f"the rest {(kernel - groups['matmul']) / 1e3 / args.steps:.1f} ms; "
+          f"kernels ran {sum(n for _, n in totals.values()) / args.steps:.0f} per step\n")
     print("| group | share of kernel time |\n|---|---|")
     for name, t in sorted(groups.items(), key=lambda kv: -kv[1]):
         print(f"| {name} | {t / kernel:.1%} |")

@@ -11,15 +11,18 @@ its own) through the trainer's own `make_train_step` and input pipeline, on
 the embedded MiniLM-L6 encoder, batch 32:
   - synthetic128: every sequence 128 real tokens (the shape of the reference
     figures in shared/reference/performance.md);
-  - mrpc / sst2 / rte: the task's real training examples, padded to 128
+  - mrpc / sst2 / rte / cola: the task's real training examples, padded to 128
     ("fixed", the reference library's usual padding), to each batch's longest
     ("dynamic"), batched by similar length ("grouped"), or packed several
     per row ("packed", `--pack_sequences`).
 The reference library (`--reference_python`, reference_adapters_torch.py)
-trains its adapters, and with `--reference_tunings=adapters,full` also every
+trains its adapters, on real data twice: random batches padded to 128
+("fixed") and padded to each batch's longest ("dynamic", what its users get
+from a padding collator; "x library" compares with this run), and with `--reference_tunings=adapters,full` also every
 weight of the same model: its own adapters / full ratio beside ours ("x full
-FT"); "x reference" compares each of our runs with the library's run of the
-same tuning.
+FT"); "x library" compares each of our runs with the library's run of the
+same tuning padded per batch (on synthetic128, where every row is 128 tokens,
+with its only run), "x library @128" with its run padded to 128.
 `--options=default,fast_dropout` also runs each of our settings with
 `--fast_dropout`'s 16-bit dropout masks (rows "adapters+fast_dropout"), or
 `jit_compile` with the forward and backward pass compiled by XLA, or
@@ -62,7 +65,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.environ.get("BERT_ADAPTERS_DATA", os.path.join(REPO, "..", "shared", "data"))
-TASKS = {"mrpc": "MRPC", "sst2": "SST-2", "rte": "RTE"}
+TASKS = {"mrpc": "MRPC", "sst2": "SST-2", "rte": "RTE", "cola": "CoLA"}
 # MiniLM-L6: layers, width, feed-forward width; adapters of size 64.
 LAYERS, HIDDEN, FF, ADAPTER = 6, 384, 1536, 64
 MATMUL_SHAPE = (4096, 384, 1536)
@@ -324,7 +327,8 @@ def main():
     parser.add_argument("--output", default=None, help="Also write the results as JSON here.")
     parser.add_argument("--reference_python", default=None,
                         help="A Python with torch + adapters: also run "
-                             "reference_adapters_torch.py (padding to 128) for each precision.")
+                             "reference_adapters_torch.py for each precision (real data: "
+                             "padded to 128 and to each batch's longest).")
     parser.add_argument("--reference_tunings", default="adapters",
                         help="adapters,full: the reference library's runs (full: PyTorch "
                              "fine-tuning every weight of the same model, for its own "
@@ -356,12 +360,15 @@ def main():
                         f"--worker={tuning}:{precision}:{padding}:{option}:{span}"]
         if args.reference_python:
             script = os.path.join(REPO, "benchmarks", "reference_adapters_torch.py")
+            ref_paddings = ["fixed"] if args.data == "synthetic128" else ["dynamic", "fixed"]
             for tuning in args.reference_tunings.split(","):
                 key = "reference" if tuning == "adapters" else f"reference_{tuning}"
-                commands[(key, precision, "fixed")] = [
-                    args.reference_python, script, f"--precision={precision}",
-                    f"--tuning={tuning}", f"--steps={args.steps}", f"--warmup={args.warmup}",
-                    f"--batch_size={args.batch_size}", f"--data={args.data}"]
+                for padding in ref_paddings:
+                    commands[(key, precision, padding)] = [
+                        args.reference_python, script, f"--precision={precision}",
+                        f"--tuning={tuning}", f"--steps={args.steps}",
+                        f"--warmup={args.warmup}", f"--batch_size={args.batch_size}",
+                        f"--data={args.data}", f"--padding={padding}"]
     order = list(commands)
     runs = {key: [] for key in order}
     for round_index in range(args.rounds):
@@ -378,28 +385,32 @@ def main():
           f"of {args.steps} "
           f"steps\nCPU: {cpu_description()}\n")
     print("| system | tuning | precision | padding | tokens/step (real) | examples/s | "
-          "x full FT | x reference (same tuning) | step GFLOP | matmul GFLOP/s | matmul share | "
+          "x full FT | x library | x library @128 | step GFLOP | matmul GFLOP/s | "
+          "matmul share | "
           "peak RSS GB | RSS before step 1 GB | priming s (shapes) | cores busy | steal | "
           "load avg |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---" * 18 + "|")
     for (tuning, precision, padding), s in summary.items():
         suffix = tuning[tuning.index("+"):] if "+" in tuning else ""
         ours = not tuning.startswith("reference")
         full = summary.get(("full" + suffix, precision, padding)) or summary.get(
             ("full", precision, padding))
-        # The library's run of the same tuning (padding to 128).
+        # The library's runs of the same tuning: padded per batch, and to 128.
         base = tuning.split("+")[0]
-        ref = summary.get(("reference" if base == "adapters" else f"reference_{base}",
-                           precision, "fixed"))
+        ref_key = "reference" if base == "adapters" else f"reference_{base}"
+        ref_fixed = summary.get((ref_key, precision, "fixed"))
+        ref = summary.get((ref_key, precision, "dynamic")) or ref_fixed
         if not ours:
-            full, ref = summary.get(("reference_full", precision, "fixed")), None
+            full = summary.get(("reference_full", precision, padding))
+            ref, ref_fixed = None, None
         label = tuning if ours else {"reference": "adapters"}.get(
             tuning, tuning[len("reference_"):])
         kernels = " (fp32 matmuls)" if s.get("float32_kernels") else ""
         print(f"| {'ours' if ours else s['system']} | {label} | "
               f"{precision}{kernels} | {padding} | {s['padded_tokens_per_step']:.0f} "
               f"({s['real_tokens_per_step']:.0f}) | {s['examples_per_second']:.1f} | "
-              f"{_ratio(s, full)} | {_ratio(s, ref)} | {_num(s, 'step_gflop', '.0f')} | "
+              f"{_ratio(s, full)} | {_ratio(s, ref)} | {_ratio(s, ref_fixed)} | "
+              f"{_num(s, 'step_gflop', '.0f')} | "
               f"{_num(s, 'matmul_gflops', '.0f')} | {_num(s, 'matmul_share', '.0%')} | "
               f"{s['peak_rss_gb']:.2f} | {_num(s, 'setup_rss_gb', '.2f')} | "
               f"{_priming(s)} | {_num(s, 'cores_busy', '.2f')} | {_num(s, 'steal', '.0%')} | "
