@@ -4,7 +4,7 @@
     runs/tradeoff_base/MNLI --output_dir runs/tradeoff
 
 From sweeps over adapter sizes, top-k fine-tuning, LayerNorm-only and full
-fine-tuning (`hparams/tradeoff_base.py`, `hparams/tradeoff_minilm.py`). A
+fine-tuning (`hparams/tradeoff_base.py`, `hparams/minilm_glue_mrpc.py`). A
 trial's method comes from its settings: `tuning` (`adapters`, `top_k`,
 `layer_norm`, `full`) with `adapter_size` or `num_tuned_layers`. Each point
 is one method variant of one task at its best setting: the learning rate

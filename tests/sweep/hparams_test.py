@@ -19,14 +19,13 @@ PAPER_SIZES = {
     "layer_norm_base.py": 3 * 2, "tradeoff_base.py": (10 + 12 + 1) * 3,
     "init_scale_base.py": 8, "squad_adapters.py": 4 * 3, "squad_full.py": 3 * 3,
     "minilm_smoke.py": 2 * 2,
-    "tradeoff_minilm.py": 4 + 3 + 1 + 1,
     "squad_minilm_smoke.py": 2,
     # docs/results.md's studies: stage 1 (rate grids, seed 0) + stage 2 (seeds 1-2).
     "minilm_glue_rte.py": 3 * 3 + 2 * 3, "minilm_glue_stsb.py": 3 * 3 + 2 * 2,
     "minilm_glue_cola.py": 3 * 3 + 2 * 2,
     "minilm_glue_mrpc.py": 12 * 3, "minilm_squad.py": 3 + 2 + 3 + 1,
     # Adapters in layers 1-6, 3-6, 4-6, 6-6, seeds 0-2.
-    "minilm_adapter_layers.py": 4 * 3,
+    "minilm_adapter_layers.py": 4 * 3, "minilm_init_scale.py": 8,
 }
 
 
