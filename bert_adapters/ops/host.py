@@ -41,9 +41,9 @@ def bf16_faster_than_fp32(cpuinfo=None):
     """Whether bfloat16 training is expected to beat float32 on this CPU.
 
     Where bfloat16 matmuls run well above the float32 rate: AMX (Intel), or
-    AVX-512 BF16 on AMD (Zen 4 and Zen 5: about 2x). Not on Intel CPUs with
-    AVX-512 BF16 and no AMX (there bf16 steps run at about 0.85x fp32), nor on
-    CPUs without bf16 instructions (docs/performance.md).
+    AVX-512 BF16 on AMD (Zen 4 and Zen 5). Not on Intel CPUs with AVX-512 BF16
+    and no AMX (there bf16 steps are slower than fp32), nor on CPUs without
+    bf16 instructions (figures per CPU: docs/performance.md).
     """
     fields = cpuinfo_fields(cpuinfo)
     flags = cpu_flags(fields)
