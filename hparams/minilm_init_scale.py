@@ -5,7 +5,7 @@
   python run_classifier.py --hparams=hparams/minilm_init_scale.py --task_name=STS-B \
     --data_dir=$GLUE_DIR/STS-B --output_dir=runs/results/init_scale_stsb
   python -m bert_adapters.analysis init_scale --runs_dir runs/results/init_scale_cola \
-    runs/results/init_scale_stsb --output_dir runs/results/init_scale
+    runs/results/init_scale_stsb --output runs/results/init_scale/init_scale.png
 
 Adapters of size 64 with the truncated-normal std of their weights in
 {1e-7, 1e-6, ..., 1} (8 trials per task, seed 0), at the rate the GLUE study
