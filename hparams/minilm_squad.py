@@ -31,7 +31,7 @@ PILOT_RATES = {
     "full": [3e-5, 1e-4, 3e-4],
 }
 PILOT_STEPS = 150
-CHOSEN = {"adapters64": 1e-3, "adapters2": 1e-3}  # {method: rate}: the pilot's best F1.
+CHOSEN = {"adapters64": 1e-3, "adapters2": 1e-3, "full": 1e-4}  # {method: rate}: the pilot's best F1.
 
 
 def get_config():
