@@ -108,14 +108,8 @@ def plot_adapter_layers(rows, path):
     figure = figures.new_figure(figures.ADAPTER_LAYERS_SIZE)
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     tasks = list(dict.fromkeys(r["task"] for r in rows))
-    for task in tasks:
-        points = [r for r in rows if r["task"] == task]
-        scale = figures.metric_scale(points[0]["kind"])
-        x = [r["lowest_layer"] for r in points]
-        line = top.errorbar(x, [r["mean"] * scale for r in points],
-                            yerr=[r["std"] * scale for r in points], marker="o", capsize=3,
-                            label=f"{task} ({points[0]['metric']}), mean ± std over seeds")
-        color = line.lines[0].get_color()
+    for task, points, scale, _, color in figures.task_errorbars(
+            top, rows, "lowest_layer", "mean ± std over seeds"):
         for r in points:
             top.scatter([r["lowest_layer"]] * len(r["scores"]),
                         [s * scale for s in r["scores"]], s=12, alpha=0.5, color=color)
@@ -126,10 +120,7 @@ def plot_adapter_layers(rows, path):
             bottom.plot([r["lowest_layer"] for r in timed],
                         [r["step_seconds"] * 1e3 for r in timed], marker="s", color=color,
                         label=f"{task}: training step, median over seeds")
-    metrics = list(dict.fromkeys(r["metric"] for r in rows))
-    metric = metrics[0] if len(metrics) == 1 else "metric"
-    units = sorted({figures.metric_unit(m) for m in metrics})
-    top.set_ylabel(f"dev {metric} ({', '.join(units)})")
+    top.set_ylabel(figures.metric_axis_label(rows))
     top.legend(fontsize=8)
     top.grid(True, alpha=0.3)
     bottom.set_ylabel("step time (ms)")

@@ -78,6 +78,30 @@ def points_unit(metric):
     return "percentage points" if metric in _PERCENT_METRICS else "points x100"
 
 
+def task_errorbars(ax, rows, x_key, label):
+    """One line per task of `rows`: mean ± std of the scaled metric against `x_key`.
+
+    Yields (task, its rows, their scale, x values, the line's colour) so the
+    caller can draw more in the same colour.
+    """
+    for task in dict.fromkeys(r["task"] for r in rows):
+        points = [r for r in rows if r["task"] == task]
+        scale = metric_scale(points[0]["kind"])
+        x = [r[x_key] for r in points]
+        line = ax.errorbar(x, [r["mean"] * scale for r in points],
+                           yerr=[r["std"] * scale for r in points], marker="o", capsize=3,
+                           label=f"{task} ({points[0]['metric']}), {label}")
+        yield task, points, scale, x, line.lines[0].get_color()
+
+
+def metric_axis_label(rows):
+    """`dev <metric> (<unit>)`, or `dev metric (<units>)` when the rows' metrics differ."""
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    metric = metrics[0] if len(metrics) == 1 else "metric"
+    units = sorted({metric_unit(m) for m in metrics})
+    return f"dev {metric} ({', '.join(units)})"
+
+
 def join_names(names, limit=4):
     """`a, b, c` or `a, b, c, d + 3 more` for titles."""
     names = list(dict.fromkeys(names))

@@ -55,26 +55,18 @@ def plot_init_scale(rows, path):
     figure = figures.new_figure(figures.INIT_SCALE_SIZE)
     ax = figure.add_subplot()
     tasks = list(dict.fromkeys(r["task"] for r in rows))
-    metrics = list(dict.fromkeys(r["metric"] for r in rows))
-    for task in tasks:
-        points = [r for r in rows if r["task"] == task]
-        scale = figures.metric_scale(points[0]["kind"])
-        x = [r["adapter_init_scale"] for r in points]
-        line = ax.errorbar(x, [r["mean"] * scale for r in points],
-                           yerr=[r["std"] * scale for r in points], marker="o", capsize=3,
-                           label=f"{task} ({points[0]['metric']}), mean over seeds")
+    for _, points, scale, x, color in figures.task_errorbars(
+            ax, rows, "adapter_init_scale", "mean over seeds"):
         ax.fill_between(x, [r["min"] * scale for r in points],
-                        [r["max"] * scale for r in points], alpha=0.2,
-                        color=line.lines[0].get_color(), linewidth=0)
+                        [r["max"] * scale for r in points], alpha=0.2, color=color,
+                        linewidth=0)
     ax.axvline(PAPER_SCALE, color="grey", linestyle=":", label="paper's std (1e-2)")
     handles, _ = ax.get_legend_handles_labels()
     handles.append(Patch(color="grey", alpha=0.3, label="lowest to highest seed; bars: 1 std"))
     ax.legend(handles=handles, fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("std of the adapters' truncated-normal init (log scale)")
-    metric = metrics[0] if len(metrics) == 1 else "metric"
-    units = sorted({figures.metric_unit(m) for m in metrics})
-    ax.set_ylabel(f"dev {metric} ({', '.join(units)})")
+    ax.set_ylabel(figures.metric_axis_label(rows))
     ax.grid(True, which="major", alpha=0.3)
     sizes = sorted({r["adapter_size"] for r in rows if r["adapter_size"]})
     bases = figures.join_names(r["base"] for r in rows)
