@@ -37,6 +37,16 @@ def _loss_and_grads(model, inputs, labels):
     return logits, tape.gradient(loss, model.trainable_variables)
 
 
+def _assert_same_step(ours, theirs, labels, atol):
+    """(model, inputs) pairs give the same logits and gradients (variable by variable)."""
+    our_logits, our_grads = _loss_and_grads(*ours, labels)
+    their_logits, their_grads = _loss_and_grads(*theirs, labels)
+    np.testing.assert_allclose(our_logits, their_logits, rtol=1e-5, atol=atol)
+    for g, h, v in zip(our_grads, their_grads, theirs[0].trainable_variables):
+        np.testing.assert_allclose(tf.convert_to_tensor(g), tf.convert_to_tensor(h),
+                                   rtol=1e-4, atol=atol, err_msg=v.path)
+
+
 def test_same_logits_and_gradients_as_the_full_top_layer(models):
     full, cls_only, _ = models
     assert heads.is_cls_only(cls_only) and not heads.is_cls_only(full)
@@ -44,12 +54,7 @@ def test_same_logits_and_gradients_as_the_full_top_layer(models):
         v.path for v in full.trainable_variables]
     inputs = random_inputs(batch_size=4, seq_length=9, pad_last=3)
     labels = tf.constant([0, 1, 2, 1])
-    ours, our_grads = _loss_and_grads(cls_only, inputs, labels)
-    theirs, their_grads = _loss_and_grads(full, inputs, labels)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
-    for g, h, v in zip(our_grads, their_grads, full.trainable_variables):
-        np.testing.assert_allclose(tf.convert_to_tensor(g), tf.convert_to_tensor(h),
-                                   rtol=1e-4, atol=1e-6, err_msg=v.path)
+    _assert_same_step((cls_only, inputs), (full, inputs), labels, atol=1e-6)
 
 
 def test_packed_rows_each_example_at_its_own_cls(models):
@@ -65,12 +70,7 @@ def test_packed_rows_each_example_at_its_own_cls(models):
     packed_model = PackedClassifier(cls_only, encoder)
     assert packed_model.cls_only_top_layer
     labels = tf.constant(np.arange(len(lengths)) % 3)
-    ours, our_grads = _loss_and_grads(packed_model, packed, labels)
-    theirs, their_grads = _loss_and_grads(full, inputs, labels)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
-    for g, h, v in zip(our_grads, their_grads, full.trainable_variables):
-        np.testing.assert_allclose(tf.convert_to_tensor(g), tf.convert_to_tensor(h),
-                                   rtol=1e-4, atol=1e-5, err_msg=v.path)
+    _assert_same_step((packed_model, packed), (full, inputs), labels, atol=1e-5)
 
 
 def _feed_forward_rows(model, batch, seq, fn=None):
