@@ -12,8 +12,9 @@ costs less the higher i is. The figure sets the dev accuracy (mean and std
 over seeds 0-2) against that cost (each trial's train_stats.json). The
 settings are `minilm_glue.get_config()`'s, learning rate 3e-4 for every span
 (the adapters' middle rate there; a span's own rate is not tuned yet).
-Scores: not measured yet. Step time and peak memory of each span, measured
-with benchmarks/train_throughput.py --adapter_layers: docs/performance.md.
+Measured: docs/results.md ("Adapters in the top layers only"). Step time and
+peak memory of each span at 32 x 128, measured with
+benchmarks/train_throughput.py --adapter_layers: docs/performance.md.
 """
 
 from bert_adapters.sweep import grid
