@@ -3,7 +3,7 @@
   python run_classifier.py --hparams=hparams/minilm_glue_mrpc.py --task_name=MRPC \
     --data_dir=$GLUE_DIR/MRPC --output_dir=runs/results/glue_mrpc
   python -m bert_adapters.analysis tradeoff --runs_dir runs/results/glue_mrpc \
-    --output_dir runs/results/tradeoff_mrpc --metric accuracy
+    --output_dir runs/results/tradeoff_mrpc --select first_seed
 
 Every point of the trade-off is a method of `minilm_glue.METHODS`: adapters of
 size 2, 8, 64 and 256, fine-tuning the top k = 1..6 layers, LayerNorm only,
