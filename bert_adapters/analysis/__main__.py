@@ -62,6 +62,10 @@ def _parser():
                           help="How each point's rate is picked: the best mean over seeds, "
                                "or the best run of the lowest seed (a rate grid at one "
                                "seed, more seeds at the chosen rate).")
+    tradeoff.add_argument("--methods", default=None,
+                          help="Only these, comma-separated: a method (adapters, top_k, "
+                               "layer_norm, full) for all its variants, or method:variant "
+                               "(adapters:64, top_k:3). Default: every method found.")
 
     layers = commands.add_parser(
         "adapter_layers", help="Dev metric and step time against the lowest adapted layer "
@@ -105,7 +109,7 @@ def main(argv=None):
         else:
             from bert_adapters.analysis import tradeoff
             rows, bands = tradeoff.write_tradeoff(args.runs_dir, args.output_dir, args.metric,
-                                                  args.select)
+                                                  args.select, args.methods)
             print(f"Wrote {args.output_dir}/{tradeoff.PNG_FILE} and {tradeoff.CSV_FILE}: "
                   f"{len(rows)} points" + (f", {len(bands)} bands" if bands else ""))
     except (AnalysisError, FileNotFoundError, ValueError) as err:

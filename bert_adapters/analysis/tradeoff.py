@@ -1,7 +1,7 @@
 """Parameter/performance trade-off (paper, section 3.4, figures 3 and 4).
 
   python -m bert_adapters.analysis tradeoff --runs_dir runs/tradeoff_base/CoLA \
-    runs/tradeoff_base/MNLI --output_dir runs/tradeoff
+    runs/tradeoff_base/MNLI --output_dir runs/tradeoff [--methods=adapters:64,full]
 
 From sweeps over adapter sizes, top-k fine-tuning, LayerNorm-only and full
 fine-tuning (`hparams/tradeoff_base.py`, `hparams/minilm_glue_mrpc.py`). A
@@ -228,9 +228,44 @@ def markdown_table(rows):
     return "\n".join(lines) + "\n"
 
 
-def write_tradeoff(sweep_dirs, output_dir, metric=None, select="mean"):
-    """The `tradeoff` command: tradeoff.png, .csv, .md (+ bands); returns (rows, bands)."""
-    rows = tradeoff_points(sweep_results.read_sweeps(sweep_dirs, metric), select)
+def parse_methods(text):
+    """`--methods`: "adapters:64,full" -> {("adapters", 64), ("full", None)}; a bare
+    method with variants ("adapters", "top_k") -> ("adapters", "*"), all of them."""
+    wanted = set()
+    for item in (part.strip() for part in text.split(",")):
+        method, _, variant = item.partition(":")
+        if method not in METHODS:
+            raise AnalysisError(f"--methods: {item!r}: expected one of {', '.join(METHODS)}, "
+                                f"with :<size> or :<k> for adapters and top_k")
+        if not variant:
+            wanted.add((method, "*" if method in VARIANT_NAMES else None))
+        elif method in VARIANT_NAMES and variant.isdigit() and int(variant) > 0:
+            wanted.add((method, int(variant)))
+        else:
+            raise AnalysisError(f"--methods: {item!r}: {method} takes "
+                                + (f"a positive integer {VARIANT_NAMES[method]}"
+                                   if method in VARIANT_NAMES else "no variant"))
+    return wanted
+
+
+def keep_methods(trials, methods):
+    """The trials of the method variants `--methods` names (`parse_methods`)."""
+    wanted = parse_methods(methods)
+    kept = [t for t in trials
+            if method_of(t) in wanted or (method_of(t)[0], "*") in wanted]
+    if not kept:
+        raise AnalysisError(f"--methods={methods}: no trial of these methods in the sweeps")
+    return kept
+
+
+def write_tradeoff(sweep_dirs, output_dir, metric=None, select="mean", methods=None):
+    """The `tradeoff` command: tradeoff.png, .csv, .md (+ bands); returns (rows, bands).
+
+    `methods`: `--methods`, the method variants to keep (default: all)."""
+    trials = sweep_results.read_sweeps(sweep_dirs, metric)
+    if methods:
+        trials = keep_methods(trials, methods)
+    rows = tradeoff_points(trials, select)
     bands = tradeoff_bands(rows) if len({r["task"] for r in rows}) > 1 else []
     io_utils.makedirs(output_dir)
     plot_tradeoff(rows, bands, io_utils.join(output_dir, PNG_FILE))

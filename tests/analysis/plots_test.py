@@ -104,6 +104,24 @@ def test_tradeoff_first_seed_selection_and_table(tmp_path):
                   "--select", "best"])
 
 
+def test_tradeoff_keeps_the_methods_named(tmp_path, capsys):
+    out = tmp_path / "out"
+    cli.main(["tradeoff", "--runs_dir", *_rte_sweeps(tmp_path), "--output_dir", str(out),
+              "--methods", "adapters:8, full,top_k"])
+    rows = read_csv(out / "tradeoff.csv")
+    assert [(r["method"], r["variant"]) for r in rows] == [
+        ("adapters", "8"), ("top_k", "1"), ("top_k", "2"), ("full", "")]
+    assert float(rows[0]["delta_vs_full"]) == pytest.approx(-0.02)
+    for methods, message in (("adapters:8,bitfit", "'bitfit': expected one of adapters, "),
+                             ("full:3", "'full:3': full takes no variant"),
+                             ("top_k:0", "'top_k:0': top_k takes a positive integer k"),
+                             ("adapters:64", "--methods=adapters:64: no trial of these")):
+        err = _fail(["tradeoff", "--runs_dir", *_rte_sweeps(tmp_path), "--output_dir",
+                     str(tmp_path / "bad"), "--methods", methods], capsys)
+        assert message in err, (methods, err)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_a_diverged_trial_counts_as_not_finite(tmp_path):
     # results.jsonl writes a NaN metric (a run that diverged) as null: that rate loses.
     sweep = write_sweep(tmp_path / "sweep", "STS-B", [
