@@ -66,7 +66,7 @@ from bert_adapters.sweep.hparams_file import DEFAULT_RUNNER, config_class, load_
 from bert_adapters.sweep.tuner import SweepOracle, SweepTuner
 from bert_adapters.training import trainer, trial_cache
 from bert_adapters.training import distribution
-from bert_adapters.tasks.run_config import RunConfig
+from bert_adapters.tasks.run_config import RunConfig, same_setting
 
 SWEEP_FILE = "sweep.json"
 TRIALS_DIR = "trials"
@@ -246,7 +246,7 @@ class Sweep:
         # A field the run predates ran as its default: a newer version of this
         # package adding a setting keeps the trials it did not change.
         defaults = _config_defaults(self.config_class)
-        return all(_jsonable(old.get(k, defaults.get(k))) == _jsonable(new.get(k))
+        return all(same_setting(k, _jsonable(old.get(k, defaults.get(k))), _jsonable(new.get(k)))
                    for k in self.compared_fields)
 
     def wait_for_definition(self, timeout_seconds=None, poll_seconds=1.0):
@@ -497,7 +497,7 @@ def _differences(old, new, defaults=None):
     old_settings = {k: defaults.get(k) for k in new_settings}
     old_settings.update(old.get("base_settings", {}))
     for key in sorted(set(old_settings) | set(new_settings)):
-        if old_settings.get(key) != new_settings.get(key):
+        if not same_setting(key, old_settings.get(key), new_settings.get(key)):
             changes.append(f"{key}: {old_settings.get(key)!r} -> {new_settings.get(key)!r}")
     if old.get("task") != new["task"]:
         changes.append(f"task: {old.get('task')} -> {new['task']}")

@@ -6,9 +6,34 @@ names its task kind; `trainer.run` takes any of them.
 """
 
 import dataclasses
+import os
 from typing import ClassVar, Optional, Tuple
 
 from bert_adapters.model.layer_span import format_layer_span, parse_layer_span
+
+# Settings that name a local file or directory (or a remote one, `gs://...`).
+PATH_FIELDS = frozenset({
+    "encoder", "init_checkpoint", "bert_config_file", "vocab_file", "data_dir",
+    "tfds_data_dir", "train_file", "dev_file", "test_file", "predict_file"})
+
+
+def same_setting(field, old, new):
+    """Whether a recorded value of setting `field` and a new one are the same.
+
+    Equal values are; so are two spellings of one local path
+    (`../data/RTE` and `/work/data/RTE` from `/work/exp`), so that resuming or
+    growing a sweep from another directory keeps its finished runs. Paths
+    resolve against the current directory; remote paths (`gs://`) and other
+    settings compare as written.
+    """
+    old, new = (list(v) if isinstance(v, tuple) else v for v in (old, new))
+    if old == new:
+        return True
+    if (field in PATH_FIELDS and isinstance(old, str) and isinstance(new, str)
+            and "://" not in old + new):
+        return os.path.realpath(os.path.expanduser(old)) == \
+            os.path.realpath(os.path.expanduser(new))
+    return False
 
 
 @dataclasses.dataclass(frozen=True)

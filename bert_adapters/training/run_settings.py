@@ -16,6 +16,7 @@ from bert_adapters import io_utils
 from bert_adapters.checkpoints import artifact
 from bert_adapters.model import trainable
 from bert_adapters.ops import settings as op_settings
+from bert_adapters.tasks.run_config import same_setting
 
 RUN_CONFIG_FILE = "run_config.json"
 PRECISION_POLICIES = {None: "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -118,16 +119,12 @@ def write_run_config(output_dir, config, encoder, fingerprint, kind, write=True)
 def _check_unchanged(path, old, new, fields):
     changed = [f"{f}: {old['settings'].get(f)!r} -> {new['settings'].get(f)!r}"
                for f in fields
-               if _jsonable(old["settings"].get(f)) != _jsonable(new["settings"].get(f))]
+               if not same_setting(f, old["settings"].get(f), new["settings"].get(f))]
     if old.get("base_fingerprint") != new["base_fingerprint"]:
         changed.append("base encoder weights (fingerprint)")
     if changed:
         raise RunError(f"{path} records a run with other settings ({'; '.join(changed)}); "
                        f"use a new --output_dir or delete the old one")
-
-
-def _jsonable(value):
-    return list(value) if isinstance(value, tuple) else value
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -216,7 +217,7 @@ def test_killed_sweep_resumes_losing_and_repeating_no_trial(tmp_path, tiny, coun
 
 
 @pytest.mark.slow
-def test_changed_sweep_is_refused_unless_overwrite(tmp_path, tiny, counted_runs):
+def test_changed_sweep_is_refused_unless_overwrite(tmp_path, tiny, counted_runs, monkeypatch):
     out = str(tmp_path / "sweep")
     one = _hparams(tmp_path, tiny, "grid(seed=[0])", name="one.py", max_train_steps=1)
     two = _hparams(tmp_path, tiny, "grid(seed=[0, 1])", name="two.py", max_train_steps=1)
@@ -243,6 +244,17 @@ def test_changed_sweep_is_refused_unless_overwrite(tmp_path, tiny, counted_runs)
     three = _hparams(tmp_path, tiny, "grid(seed=[0, 1, 2])", name="three.py", max_train_steps=1)
     runner.run_sweep(three, out, explicit=_flags(tiny), overwrite=True)
     assert counted_runs["calls"] == ["seed=0", "seed=1", "seed=2"]
+
+    # The same data by another spelling of its path is the same sweep: nothing
+    # is refused or deleted. Other data is another sweep.
+    monkeypatch.chdir(os.path.dirname(tiny["data_dir"]))
+    relative = {**_flags(tiny), "data_dir": os.path.join(".", os.path.basename(tiny["data_dir"]))}
+    runner.run_sweep(three, out, explicit=relative)
+    runner.run_sweep(three, out, explicit=relative, overwrite=True)
+    assert counted_runs["calls"] == ["seed=0", "seed=1", "seed=2"]
+    other = shutil.copytree(tiny["data_dir"], tmp_path / "other_rte")
+    with pytest.raises(ValueError, match=r"data_dir: .* -> .*other_rte"):
+        runner.run_sweep(three, out, explicit={**_flags(tiny), "data_dir": str(other)})
 
 
 def _forget_setting(out, name):
