@@ -21,7 +21,7 @@ def same_setting(field, old, new):
     """Whether a recorded value of setting `field` and a new one are the same.
 
     Equal values are; so are two spellings of one local path
-    (`../data/RTE` and `/work/data/RTE` from `/work/exp`), so that resuming or
+    (`../data/RTE` and `/srv/data/RTE` run from `/srv/code`), so that resuming or
     growing a sweep from another directory keeps its finished runs. Paths
     resolve against the current directory; remote paths (`gs://`) and other
     settings compare as written.
