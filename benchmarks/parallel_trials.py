@@ -15,14 +15,14 @@ all its processes together, and their ratio.
 """
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-THROUGHPUT = os.path.join(REPO, "benchmarks", "train_throughput.py")
+from train_throughput import parse_result
+
+THROUGHPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_throughput.py")
 
 
 def _start(args, threads):
@@ -39,11 +39,10 @@ def _examples_per_second(processes):
     total = 0.0
     for process in processes:
         out, _ = process.communicate()
-        results = [line[len("RESULT "):] for line in out.splitlines()
-                   if line.startswith("RESULT ")]
-        if process.returncode or not results:
+        result = parse_result(out)
+        if process.returncode or result is None:
             raise SystemExit(f"a throughput worker failed (exit {process.returncode})")
-        total += json.loads(results[-1])["examples_per_second"]
+        total += result["examples_per_second"]
     return total
 
 

@@ -289,13 +289,18 @@ def cpu_description():
     return host.cpu_description()
 
 
+def parse_result(stdout):
+    """A worker's measurement from its output (the `RESULT {...}` line), or None."""
+    lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+    return json.loads(lines[0][len("RESULT "):]) if lines else None
+
+
 def _run(cmd):
     load = os.getloadavg()[0]
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    if proc.returncode or not line:
+    result = parse_result(proc.stdout)
+    if proc.returncode or result is None:
         sys.exit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(line[0][len("RESULT "):])
     result["load_average"] = max(load, os.getloadavg()[0])
     return result
 

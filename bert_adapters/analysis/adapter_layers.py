@@ -65,16 +65,6 @@ def _finite(values):
     return [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
 
 
-def _least(values):
-    values = _finite(values)
-    return min(values) if values else None
-
-
-def _most(values):
-    values = _finite(values)
-    return max(values) if values else None
-
-
 def span_points(sweep_dirs, metric=None):
     """One row per (task, span of adapted layers), spans by lowest layer then highest."""
     if not sweep_dirs:
@@ -101,14 +91,15 @@ def span_points(sweep_dirs, metric=None):
             continue
         summary, group = best
         stats = [stats_of[id(t)] for t in group if stats_of[id(t)] is not None]
-        rss = _least(s.get("peak_rss_bytes") for s in stats)
+        rss = min(_finite(s.get("peak_rss_bytes") for s in stats), default=None)
         rows.append({
             "task": task, "base": group[0].base, "metric": group[0].metric, "kind": group[0].kind,
             "adapter_layers": f"{span[0]}-{span[1]}", "lowest_layer": span[0],
             "highest_layer": span[1], **summary,
             "scores": [t.score for t in group],
-            "step_seconds": _least(s.get("step_seconds") for s in stats),
-            "examples_per_second": _most(s.get("examples_per_second") for s in stats),
+            "step_seconds": min(_finite(s.get("step_seconds") for s in stats), default=None),
+            "examples_per_second": max(_finite(s.get("examples_per_second") for s in stats),
+                                       default=None),
             "peak_rss_gb": rss / 2 ** 30 if rss else None,
         })
     if not rows:
