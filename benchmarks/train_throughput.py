@@ -32,7 +32,8 @@ of the compiled Philox loop (the same masks and values, slower), or
 float32 kernels (`--bf16_matmuls`; the default "auto" takes float32 kernels
 on Intel CPUs with AVX-512 BF16 and no AMX, `bert_adapters/ops/settings.py`),
 or `cls_only` with the top layer computed at [CLS] only
-(`--cls_only_top_layer`). The options select the ops' `settings` as the
+(`--cls_only_top_layer`); options joined by "+" (`cls_only+fast_dropout`)
+run together. The options select the ops' `settings` as the
 trainer does.
 `--adapter_layers=1-6,3-6,4-6,6-6` runs the adapters once per span of
 adapted layers (rows "adapters[3-6]"; `--adapter_layers` of the runners).
@@ -138,6 +139,10 @@ def load_features(data, batch_size, total):
     return features, np.asarray(examples.labels)
 
 
+OPTIONS = ("default", "fast_dropout", "jit_compile", "stock_dropout", "bf16_kernels",
+           "fp32_kernels", "cls_only")
+
+
 def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="default",
            adapter_layers=""):
     """One run, with the ops' settings its option selects (as `trainer.run` would)."""
@@ -145,9 +150,16 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
     import bert_adapters  # noqa: F401  (first: it sets TensorFlow's CPU options)
     from bert_adapters.ops import settings
 
+    chosen = set(option.split("+"))
+    unknown = chosen - set(OPTIONS)
+    if unknown:
+        sys.exit(f"--options: unknown option {sorted(unknown)} in {option!r}; "
+                 f"expected any of {', '.join(OPTIONS)}, joined by '+'")
+    kernels = [k for k in ("bf16_kernels", "fp32_kernels") if k in chosen]
     op_settings = settings.Settings(
-        fast_dropout=option == "fast_dropout", compiled_masks=option != "stock_dropout",
-        bf16_matmuls={"bf16_kernels": "bfloat16", "fp32_kernels": "float32"}.get(option, "auto"))
+        fast_dropout="fast_dropout" in chosen, compiled_masks="stock_dropout" not in chosen,
+        bf16_matmuls={"bf16_kernels": "bfloat16", "fp32_kernels": "float32"}.get(
+            kernels[0] if kernels else None, "auto"))
     with settings.use(op_settings):
         return _measure(tuning, precision, padding, data, steps, warmup, batch_size, option,
                         adapter_layers or None)
@@ -180,8 +192,9 @@ def _measure(tuning, precision, padding, data, steps, warmup, batch_size, option
             "minilm_l6", adapter_size=ADAPTER if tuning == "adapters" else None,
             adapter_layers=adapter_layers)
         trainable.apply_tuning(encoder, tuning)
-        model = build_classifier_model(encoder, 2, cls_only_top_layer=option == "cls_only")
-        jit_compile = option == "jit_compile"
+        chosen = set(option.split("+"))
+        model = build_classifier_model(encoder, 2, cls_only_top_layer="cls_only" in chosen)
+        jit_compile = "jit_compile" in chosen
         optimizer = create_optimizer("bert_adam", 1e-4, total, gradients_reduced_by_caller=True)
         optimizer.build(model.trainable_variables)
         global_step = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -325,7 +338,8 @@ def main():
                              "--fast_dropout's masks / XLA (--jit_compile) / TensorFlow's stock "
                              "dropout kernels / bf16 matmuls in bfloat16 or float32 kernels "
                              "(--bf16_matmuls) / the top layer at [CLS] only "
-                             "(--cls_only_top_layer)")
+                             "(--cls_only_top_layer); options joined by '+' run together "
+                             "(cls_only+fast_dropout)")
     parser.add_argument("--adapter_layers", default=None,
                         help="Spans of adapted layers, e.g. 1-6,3-6,4-6,6-6: the adapters run "
                              "once per span (--adapter_layers of the runners), beside the "
@@ -339,6 +353,9 @@ def main():
                         help="adapters,full: the reference library's runs (full: PyTorch "
                              "fine-tuning every weight of the same model, for its own "
                              "adapters / full ratio)")
+    parser.add_argument("--reference_paddings", default="dynamic,fixed",
+                        help="The reference library's paddings on real data: dynamic (each "
+                             "batch to its longest) and/or fixed (to 128)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -346,6 +363,15 @@ def main():
         print("RESULT " + json.dumps(worker(tuning, precision, padding, args.data, args.steps,
                                             args.warmup, args.batch_size, *option)))
         return
+    for option in args.options.split(","):
+        unknown = set(option.split("+")) - set(OPTIONS)
+        if unknown:
+            parser.error(f"--options: unknown {', '.join(sorted(unknown))} in {option!r}; "
+                         f"expected {', '.join(OPTIONS)} (several joined by '+')")
+    bad = set(args.reference_paddings.split(",")) - {"dynamic", "fixed"}
+    if bad:
+        parser.error(f"--reference_paddings: unknown {', '.join(sorted(bad))}; "
+                     f"expected dynamic and/or fixed")
     paddings = (args.paddings or ("fixed" if args.data == "synthetic128"
                                   else "fixed,grouped,packed")).split(",")
     commands = {}
@@ -366,7 +392,8 @@ def main():
                         f"--worker={tuning}:{precision}:{padding}:{option}:{span}"]
         if args.reference_python:
             script = os.path.join(REPO, "benchmarks", "reference_adapters_torch.py")
-            ref_paddings = ["fixed"] if args.data == "synthetic128" else ["dynamic", "fixed"]
+            ref_paddings = (["fixed"] if args.data == "synthetic128"
+                            else args.reference_paddings.split(","))
             for tuning in args.reference_tunings.split(","):
                 key = "reference" if tuning == "adapters" else f"reference_{tuning}"
                 for padding in ref_paddings:
