@@ -319,6 +319,32 @@ def _run(cmd):
 
 
 def main():
+    parser = _parser()
+    args = parser.parse_args()
+    if args.worker:
+        tuning, precision, padding, *option = args.worker.split(":")
+        print("RESULT " + json.dumps(worker(tuning, precision, padding, args.data, args.steps,
+                                            args.warmup, args.batch_size, *option)))
+        return
+    for option in args.options.split(","):
+        unknown = set(option.split("+")) - set(OPTIONS)
+        if unknown:
+            parser.error(f"--options: unknown {', '.join(sorted(unknown))} in {option!r}; "
+                         f"expected {', '.join(OPTIONS)} (several joined by '+')")
+    bad = set(args.reference_paddings.split(",")) - {"dynamic", "fixed"}
+    if bad:
+        parser.error(f"--reference_paddings: unknown {', '.join(sorted(bad))}; "
+                     f"expected dynamic and/or fixed")
+    runs = _run_rounds(_commands(args), args.rounds)
+    _print_table({key: summarise(results) for key, results in runs.items()}, args)
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump({"cpu": cpu_description(), "runs": {" ".join(k): v for k, v in runs.items()}},
+                      f, indent=2)
+
+
+def _parser():
+    """The command line (`--worker` runs one setting in this process)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", choices=["synthetic128"] + sorted(TASKS),
                         default="synthetic128")
@@ -357,24 +383,14 @@ def main():
                         help="The reference library's paddings on real data: dynamic (each "
                              "batch to its longest) and/or fixed (to 128)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        tuning, precision, padding, *option = args.worker.split(":")
-        print("RESULT " + json.dumps(worker(tuning, precision, padding, args.data, args.steps,
-                                            args.warmup, args.batch_size, *option)))
-        return
-    for option in args.options.split(","):
-        unknown = set(option.split("+")) - set(OPTIONS)
-        if unknown:
-            parser.error(f"--options: unknown {', '.join(sorted(unknown))} in {option!r}; "
-                         f"expected {', '.join(OPTIONS)} (several joined by '+')")
-    bad = set(args.reference_paddings.split(",")) - {"dynamic", "fixed"}
-    if bad:
-        parser.error(f"--reference_paddings: unknown {', '.join(sorted(bad))}; "
-                     f"expected dynamic and/or fixed")
+    return parser
+
+
+def _commands(args):
+    """Each setting's command line, keyed by (tuning[+options], precision, padding)."""
+    commands = {}
     paddings = (args.paddings or ("fixed" if args.data == "synthetic128"
                                   else "fixed,grouped,packed")).split(",")
-    commands = {}
     for precision in args.precisions.split(","):
         for padding in paddings:
             runs_of = [(t, "") for t in args.tunings.split(",") if t]
@@ -402,9 +418,14 @@ def main():
                         f"--tuning={tuning}", f"--steps={args.steps}",
                         f"--warmup={args.warmup}", f"--batch_size={args.batch_size}",
                         f"--data={args.data}", f"--padding={padding}"]
+    return commands
+
+
+def _run_rounds(commands, rounds):
+    """Every command once per round, the order reversed every other round: results per key."""
     order = list(commands)
     runs = {key: [] for key in order}
-    for round_index in range(args.rounds):
+    for round_index in range(rounds):
         for key in (order if round_index % 2 == 0 else order[::-1]):   # A B, B A, ...
             result = _run(commands[key])
             runs[key].append(result)
@@ -412,7 +433,11 @@ def main():
                   f"{result['examples_per_second']:6.1f} ex/s  {result['peak_rss_gb']:.2f} GB  "
                   f"load {result['load_average']:.1f}  steal {_num(result, 'steal', '.0%')}",
                   file=sys.stderr)
-    summary = {key: summarise(results) for key, results in runs.items()}
+    return runs
+
+
+def _print_table(summary, args):
+    """The markdown table of `summary` (medians per key), with the ratios between runs."""
     print(f"\nTraining throughput, MiniLM-L6 (22.7M), batch {args.batch_size}, data {args.data}; "
           f"medians over {args.rounds} alternating rounds (A B, B A, ...) of each run's median "
           f"of {args.steps} "
@@ -448,10 +473,6 @@ def main():
               f"{s['peak_rss_gb']:.2f} | {_num(s, 'setup_rss_gb', '.2f')} | "
               f"{_priming(s)} | {_num(s, 'cores_busy', '.2f')} | {_num(s, 'steal', '.0%')} | "
               f"{s['load_average']:.1f} |")
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump({"cpu": cpu_description(), "runs": {" ".join(k): v for k, v in runs.items()}},
-                      f, indent=2)
 
 
 def summarise(results):
