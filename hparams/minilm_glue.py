@@ -66,12 +66,12 @@ def stage1(methods, epochs=None):
     return trials
 
 
-def stage2(chosen, epochs=None):
-    """Seeds 1 and 2 at each method's picked rate: `chosen` = {method: rate}."""
+def stage2(chosen, epochs=None, seeds=STAGE2_SEEDS):
+    """Seeds 1 and 2 (or `seeds`) at each method's picked rate: `chosen` = {method: rate}."""
     trials = []
     for method, rate in chosen.items():
         settings = METHODS[method]
         trials += grid(**{k: [v] for k, v in settings.items()}, learning_rate=[rate],
                        **({"num_train_epochs": [epochs]} if epochs else {}),
-                       seed=STAGE2_SEEDS)
+                       seed=seeds)
     return trials
