@@ -21,7 +21,7 @@ PAPER_SIZES = {
     "minilm_smoke.py": 2 * 2,
     "squad_minilm_smoke.py": 2,
     # docs/results.md's studies: stage 1 (rate grids, seed 0) + stage 2 (seeds 1-2).
-    "minilm_glue_rte.py": 3 * 3 + 2 * 3, "minilm_glue_stsb.py": 3 * 3 + 2 * 2,
+    "minilm_glue_rte.py": 3 * 3 + 2 * 3 + 2 * 2, "minilm_glue_stsb.py": 3 * 3 + 2 * 2,
     "minilm_glue_cola.py": 3 * 3 + 2 * 2 + 2 * 3,  # + 10 epochs at the picked rates
     "minilm_glue_mrpc.py": 12 * 3 + 12 * 2, "minilm_squad.py": 3 + 2 + 3 + 3,
     # Adapters in layers 1-6, 3-6, 4-6, 6-6, seeds 0-2.
