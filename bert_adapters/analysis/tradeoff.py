@@ -251,8 +251,8 @@ def parse_methods(text):
 def keep_methods(trials, methods):
     """The trials of the method variants `--methods` names (`parse_methods`)."""
     wanted = parse_methods(methods)
-    kept = [t for t in trials
-            if method_of(t) in wanted or (method_of(t)[0], "*") in wanted]
+    kept = [t for t, (method, variant) in ((t, method_of(t)) for t in trials)
+            if (method, variant) in wanted or (method, "*") in wanted]
     if not kept:
         raise AnalysisError(f"--methods={methods}: no trial of these methods in the sweeps")
     return kept
