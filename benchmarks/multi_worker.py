@@ -65,7 +65,7 @@ def worker(options):
     with strategy.scope():
         encoder = checkpoints.load_encoder("minilm_l6", adapter_size=64)
         trainable.apply_tuning(encoder, "adapters")
-        model = build_classifier_model(encoder, 2)
+        model = build_classifier_model(encoder, 2, cls_only_top_layer=True)   # the runs' default
         optimizer = create_optimizer("bert_adam", 1e-4, total, gradients_reduced_by_caller=True)
         optimizer.build(model.trainable_variables)
         global_step = tf.Variable(0, dtype=tf.int64, trainable=False)

@@ -175,7 +175,7 @@ def _profile(args):
         encoder = checkpoints.load_encoder(
             "minilm_l6", adapter_size=64 if args.tuning == "adapters" else None)
         trainable.apply_tuning(encoder, args.tuning)
-        model = build_classifier_model(encoder, 2)
+        model = build_classifier_model(encoder, 2, cls_only_top_layer=True)   # the runs' default
         optimizer = create_optimizer("bert_adam", 1e-4, total, gradients_reduced_by_caller=True)
         optimizer.build(model.trainable_variables)
         global_step = tf.Variable(0, dtype=tf.int64, trainable=False)

@@ -31,8 +31,9 @@ of the compiled Philox loop (the same masks and values, slower), or
 `bf16_kernels` / `fp32_kernels` with bf16 runs' dense matmuls in bfloat16 /
 float32 kernels (`--bf16_matmuls`; the default "auto" takes float32 kernels
 on Intel CPUs with AVX-512 BF16 and no AMX, `bert_adapters/ops/settings.py`),
-or `cls_only` with the top layer computed at [CLS] only
-(`--cls_only_top_layer`); options joined by "+" (`cls_only+fast_dropout`)
+or `full_top_layer` with the top layer computed at every position
+(`--nocls_only_top_layer`; the default computes it at [CLS] only); options
+joined by "+" (`full_top_layer+fast_dropout`)
 run together. The options select the ops' `settings` as the
 trainer does.
 `--adapter_layers=1-6,3-6,4-6,6-6` runs the adapters once per span of
@@ -140,7 +141,7 @@ def load_features(data, batch_size, total):
 
 
 OPTIONS = ("default", "fast_dropout", "jit_compile", "stock_dropout", "bf16_kernels",
-           "fp32_kernels", "cls_only")
+           "fp32_kernels", "full_top_layer")
 
 
 def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="default",
@@ -189,7 +190,8 @@ def _measure(tuning, precision, padding, data, steps, warmup, batch_size, option
             adapter_layers=adapter_layers)
         trainable.apply_tuning(encoder, tuning)
         chosen = set(option.split("+"))
-        model = build_classifier_model(encoder, 2, cls_only_top_layer="cls_only" in chosen)
+        model = build_classifier_model(encoder, 2,
+                                       cls_only_top_layer="full_top_layer" not in chosen)
         jit_compile = "jit_compile" in chosen
         optimizer = create_optimizer("bert_adam", 1e-4, total, gradients_reduced_by_caller=True)
         optimizer.build(model.trainable_variables)
@@ -356,12 +358,12 @@ def _parser():
                              "fixed,grouped,packed for a task)")
     parser.add_argument("--options", default="default",
                         help="default,fast_dropout,jit_compile,stock_dropout,bf16_kernels,"
-                             "fp32_kernels,cls_only: also run each of our settings with "
+                             "fp32_kernels,full_top_layer: also run each of our settings with "
                              "--fast_dropout's masks / XLA (--jit_compile) / TensorFlow's stock "
                              "dropout kernels / bf16 matmuls in bfloat16 or float32 kernels "
-                             "(--bf16_matmuls) / the top layer at [CLS] only "
-                             "(--cls_only_top_layer); options joined by '+' run together "
-                             "(cls_only+fast_dropout)")
+                             "(--bf16_matmuls) / the top layer at every position "
+                             "(--nocls_only_top_layer); options joined by '+' run together "
+                             "(full_top_layer+fast_dropout)")
     parser.add_argument("--adapter_layers", default=None,
                         help="Spans of adapted layers, e.g. 1-6,3-6,4-6,6-6: the adapters run "
                              "once per span (--adapter_layers of the runners), beside the "

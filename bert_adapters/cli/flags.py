@@ -146,9 +146,10 @@ def define_classifier_flags():
     flags.DEFINE_string("label_field", "label", "Custom task: the label column.")
     flags.DEFINE_list("labels", None, "Custom task: the label set (default: from train_file, "
                       "sorted).")
-    flags.DEFINE_bool("cls_only_top_layer", False, "Compute the top layer at [CLS] only, the "
-                      "one position the classifier reads (the same logits with dropout off; "
-                      "with dropout on, other masks than the default's in that layer).")
+    flags.DEFINE_bool("cls_only_top_layer", True, "Compute the top layer at [CLS] only, the "
+                      "one position the classifier reads, with the full layer's dropout masks "
+                      "there: the same training step up to float rounding, less work. "
+                      "--nocls_only_top_layer computes every position.")
 
 
 def define_squad_flags():

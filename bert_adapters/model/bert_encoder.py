@@ -200,10 +200,10 @@ class BertEncoder(keras.Model):
         A classifier reads the top layer at [CLS] alone, so the top layer's
         queries, feed-forward and adapters run for that position only, over
         every position's keys and values (Model Garden's `output_range`).
-        With dropout off it equals `self(inputs)["pooled_output"]` up to
-        float rounding; with dropout on, the top layer's dropout masks are
-        drawn for `[batch, 1, ...]` tensors, so they are not the ones the
-        full computation draws.
+        It equals `self(inputs)["pooled_output"]` up to float rounding, with
+        dropout on too: the top layer's dropouts draw the full computation's
+        masks at [CLS] (`ops.dropout.keep_bits`' `full_length`), from the
+        same seeds.
 
         Args:
             inputs: the encoder's input dict.

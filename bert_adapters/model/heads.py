@@ -70,7 +70,8 @@ def build_classifier_model(encoder, num_outputs, head_dropout=0.1, initializer_r
     one dense layer (logits `[batch_size, num_outputs]` for classification,
     one value for regression). `cls_only_top_layer`: the encoder's top layer
     computes its output at [CLS] alone (`ClsPooledOutput`), the only position
-    the head reads: the same logits with dropout off, up to float rounding.
+    the head reads, drawing the full layer's dropout masks there: the same
+    logits and gradients up to float rounding (`run_classifier.py`'s default).
     """
     inputs = _inputs()
     if cls_only_top_layer:

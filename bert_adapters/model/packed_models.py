@@ -76,7 +76,9 @@ class PackedClassifier(PackedTaskModel):
     [CLS] token through the pooler, the head dropout and the classifier.
     With dropout off the logits equal the unpacked model's (up to float
     rounding of reductions over longer rows). A task model built with
-    `cls_only_top_layer` runs its top layer at the [CLS] tokens only here too.
+    `cls_only_top_layer` runs its top layer at the [CLS] tokens only here too;
+    its dropout masks there are drawn for the `[num_examples, 1, ...]` tensors
+    (packing changes every mask anyway: rows of other shapes).
 
     Args:
         task_model: the classification model (its encoder and the layers

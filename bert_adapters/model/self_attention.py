@@ -34,7 +34,9 @@ class SelfAttention(keras.layers.Layer):
         queries: optional `[query_batch, num_queries, hidden_dim]`, the
             inputs at the positions whose outputs are wanted (Model Garden's
             `output_range`: the [CLS] position only for a classifier's top
-            layer); default `inputs`, every position.
+            layer); default `inputs`, every position. Without `rows` they are
+            `inputs[:, :num_queries]`, and the dropout masks are those of the
+            full computation at those positions.
         rows: optional int `[query_batch]`, the row of `inputs` each query
             row attends over (packed rows hold several examples' [CLS]);
             default the same row.
@@ -92,7 +94,10 @@ class SelfAttention(keras.layers.Layer):
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))  # [batch, heads, queries, keys]
         # Keras casts float call arguments to the compute dtype: the bias is
         # added in float32, to the scores cast to float32.
-        probs = attention_probs(scores, attention_bias, self.dropout, training)
+        # Leading queries of each row: the full computation's masks at them.
+        full_length = ops.shape(inputs)[1] if queries is not inputs and rows is None else None
+        probs = attention_probs(scores, attention_bias, self.dropout, training,
+                                full_length=full_length)
         context = ops.matmul(probs, v)  # [batch, heads, queries, head_dim]
         context = ops.transpose(context, (0, 2, 1, 3))
         batch, seq = ops.shape(context)[0], ops.shape(context)[1]

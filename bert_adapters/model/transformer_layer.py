@@ -52,6 +52,9 @@ class TransformerLayer(keras.layers.Layer):
         training: bool.
         queries: optional `[query_batch, num_queries, hidden_dim]`, the inputs
             at the positions whose outputs are wanted; default `inputs`.
+            Without `rows` they are `inputs[:, :num_queries]`, and every
+            dropout mask is the full computation's at those positions: the
+            same step, up to float rounding.
         rows: optional int `[query_batch]`, the row of `inputs` each query
             row attends over; default the same row.
 
@@ -156,15 +159,17 @@ class TransformerLayer(keras.layers.Layer):
             inputs = ops.stop_gradient(inputs)
             queries = None if queries is None else ops.stop_gradient(queries)
         x = inputs if queries is None else queries
+        # Leading queries of each row: the full computation's masks at them.
+        full_length = ops.shape(inputs)[1] if queries is not None and rows is None else None
         a = self.attention(inputs, attention_bias=attention_bias, training=training,
                            queries=queries, rows=rows)
-        a = self.attention_output_dropout(a, training=training)
+        a = self.attention_output_dropout(a, training=training, full_length=full_length)
         if attention_adapter is not None:
             a = attention_adapter(a)
         x = attention_layer_norm(x + a)
         h = self._activation_fn(self.intermediate(x))
         h = self.output_dense(h)
-        h = self.output_dropout(h, training=training)
+        h = self.output_dropout(h, training=training, full_length=full_length)
         if output_adapter is not None:
             h = output_adapter(h)
         return output_layer_norm(x + h)

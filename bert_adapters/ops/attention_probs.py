@@ -21,7 +21,7 @@ from bert_adapters.ops import dropout as dropout_lib
 from bert_adapters.ops import fused, settings
 
 
-def attention_probs(scores, bias, dropout, training=False):
+def attention_probs(scores, bias, dropout, training=False, full_length=None):
     """`dropout(cast(softmax(cast(scores, float32) + bias), dtype))`.
 
     Args:
@@ -32,6 +32,9 @@ def attention_probs(scores, bias, dropout, training=False):
             compute dtype is the probabilities' dtype, and a training call
             draws one seed from its generator, as the layer's own call does.
         training: bool.
+        full_length: the scores are the first queries of `full_length`
+            (the [CLS]-only top layer's), and the dropout mask is the whole
+            scores' mask at those queries (`dropout.keep_bits`).
 
     Returns:
         The dropped-out probabilities, `scores`' shape, in the dropout's dtype.
@@ -39,12 +42,12 @@ def attention_probs(scores, bias, dropout, training=False):
     dtype = dropout.compute_dtype
     if training and 0 < dropout.rate < 1 and dropout_lib.philox_here(dtype):
         return dropped_softmax(scores, bias, dtype, dropout.rate, dropout.seed_generator.next(),
-                               fast=settings.fast_dropout())
+                               fast=settings.fast_dropout(), full_length=full_length)
     scores = ops.cast(scores, "float32")
     if bias is not None:
         scores = scores + ops.cast(bias, "float32")
     probs = ops.cast(ops.softmax(scores, axis=-1), dtype)
-    return dropout(probs, training=training)
+    return dropout(probs, training=training, full_length=full_length)
 
 
 def _probs_gradient(dy, mask, probs, dtype):
@@ -70,7 +73,7 @@ _FUSED_PROBS_GRADIENT = fused.compile(_probs_gradient)
 _FUSED_BIASED = fused.compile(_biased)
 
 
-def dropped_softmax(scores, bias, dtype, rate, seed, fast=False):
+def dropped_softmax(scores, bias, dtype, rate, seed, fast=False, full_length=None):
     """`Dropout(rate)(cast(softmax(cast(scores, float32) + bias), dtype))` as XLA loops.
 
     `scores`: `q k^T` in the compute dtype; `bias`: the additive attention
@@ -78,7 +81,8 @@ def dropped_softmax(scores, bias, dtype, rate, seed, fast=False):
     `seed`: the dropout layer's draw (`seed_generator.next()`).
     The values and masks are those of Keras' `Dropout` (which calls
     `tf.nn.experimental.stateless_dropout`), or with `fast` those of
-    `dropout.fast_dropout`, from the same seed, bit for bit. The backward
+    `dropout.fast_dropout`, from the same seed, bit for bit (`full_length`:
+    see `dropout.keep_bits`). The backward
     pass keeps the float32 probabilities and the packed mask. Callers check
     `dropout.philox_here(dtype)` first (`attention_probs` does).
     """
@@ -90,7 +94,8 @@ def dropped_softmax(scores, bias, dtype, rate, seed, fast=False):
         else:
             scores32 = tf.cast(scores, tf.float32)
         probs = tf.nn.softmax(scores32, axis=-1)
-        mask = dropout_lib.keep_bits(probs, rate, seed, dtype=dtype, fast=fast)
+        mask = dropout_lib.keep_bits(probs, rate, seed, dtype=dtype, fast=fast,
+                                     full_length=full_length)
         y = dropout_lib.scaled_select(probs, mask)
 
         def grad(dy):

@@ -55,13 +55,20 @@ _MANTISSA_BITS = {tf.float32: 23, tf.bfloat16: 7, tf.float16: 10}
 class Dropout(keras.layers.Dropout):
     """`keras.layers.Dropout` with compiled masks, or fast ones (`settings.fast_dropout`)."""
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, full_length=None):
+        """`full_length`: `inputs` are the first positions along axis -2 of a
+        tensor with `full_length` positions there (the [CLS]-only top layer's
+        rows), and the mask is that tensor's mask at those positions: the
+        layer drops out what the whole tensor's dropout would."""
         if not training or self.noise_shape is not None or not 0.0 < self.rate < 1.0:
             return super().call(inputs, training=training)
         # One seed drawn per call on every path, as Keras' own.
         if philox_here(inputs.dtype):
             return compiled_dropout(inputs, self.rate, self.seed_generator.next(),
-                                    fast=settings.fast_dropout())
+                                    fast=settings.fast_dropout(), full_length=full_length)
+        if full_length is not None:
+            return leading_rows_dropout(inputs, self.rate, self.seed_generator.next(),
+                                        full_length, fast=settings.fast_dropout())
         if settings.fast_dropout():
             return fast_dropout(inputs, self.rate, self.seed_generator.next())
         return super().call(inputs, training=training)
@@ -80,22 +87,12 @@ def philox_here(dtype):
     return tf.as_dtype(dtype) in _MANTISSA_BITS and settings.compiled_dropout()
 
 
-def _philox_keep_bits(key, counter, like, threshold, field_bits, fields):
-    """Keep bits of `like`'s elements, `4 * fields` per byte, from Philox blocks.
-
-    Philox block i (at `counter` + i, as TensorFlow's `FillPhiloxRandom` lays
-    them out) gives four 32-bit words; each word decides `fields` elements:
-    with one field, its low `field_bits` bits (a uniform float's mantissa),
-    with two, its low and high 16 bits. An element is kept when its field,
-    read as an integer, reaches `threshold`; element `4 * fields * i + j` is
-    bit j of byte i. Unsigned 64-bit lanes hold the words and their products.
-    """
+def _philox_words(key, counter, index):
+    """The four 32-bit words (in uint64 lanes) of the Philox blocks at `counter`
+    + `index` (uint64), as TensorFlow's `FillPhiloxRandom` lays blocks out."""
     u64 = lambda v: tf.constant(v, tf.uint64)
     low32 = u64(0xFFFFFFFF)
     high = lambda v: tf.bitwise.right_shift(v, u64(32))
-    per_block = 4 * fields
-    blocks = (tf.size(like, out_type=tf.int64) + per_block - 1) // per_block
-    index = tf.cast(tf.range(blocks), tf.uint64)
     # The 128-bit counter plus the block index, carried as Philox's Skip does.
     low = counter[0] + index
     high_words = counter[1] + tf.cast(low < index, tf.uint64)
@@ -105,14 +102,54 @@ def _philox_keep_bits(key, counter, like, threshold, field_bits, fields):
         p0, p1 = c0 * u64(_PHILOX_M0), c2 * u64(_PHILOX_M1)
         c0, c1, c2, c3 = high(p1) ^ c1 ^ k0, p1 & low32, high(p0) ^ c3 ^ k1, p0 & low32
         k0, k1 = (k0 + u64(_PHILOX_W0)) & low32, (k1 + u64(_PHILOX_W1)) & low32
-    bits = tf.zeros_like(c0, tf.uint8)
-    field_mask = u64((1 << field_bits) - 1)
-    for k, word in enumerate((c0, c1, c2, c3)):
+    return c0, c1, c2, c3
+
+
+def _philox_keep_bits(key, counter, like, threshold, field_bits, fields):
+    """Keep bits of `like`'s elements, `4 * fields` per byte, from Philox blocks.
+
+    Philox block i (at `counter` + i) gives four 32-bit words; each word
+    decides `fields` elements: with one field, its low `field_bits` bits (a
+    uniform float's mantissa), with two, its low and high 16 bits. An element
+    is kept when its field, read as an integer, reaches `threshold`; element
+    `4 * fields * i + j` is bit j of byte i. Unsigned 64-bit lanes hold the
+    words and their products.
+    """
+    per_block = 4 * fields
+    blocks = (tf.size(like, out_type=tf.int64) + per_block - 1) // per_block
+    words = _philox_words(key, counter, tf.cast(tf.range(blocks), tf.uint64))
+    bits = tf.zeros_like(words[0], tf.uint8)
+    field_mask = tf.constant((1 << field_bits) - 1, tf.uint64)
+    for k, word in enumerate(words):
         for f in range(fields):
-            field = tf.bitwise.right_shift(word, u64(f * field_bits)) & field_mask
-            kept = tf.cast(field >= u64(threshold), tf.uint8)
+            field = tf.bitwise.right_shift(word, tf.constant(f * field_bits, tf.uint64))
+            kept = tf.cast((field & field_mask) >= tf.constant(threshold, tf.uint64), tf.uint8)
             bits = bits | tf.bitwise.left_shift(kept, tf.constant(k * fields + f, tf.uint8))
     return bits
+
+
+def _philox_keep_rows(key, counter, like, full_length, threshold, field_bits, fields):
+    """Keep flags (uint8 0 or 1, one per byte) of `like`'s elements, `like` being
+    the first `n` positions along axis -2 of a tensor whose axis -2 has
+    `full_length`: that tensor's `_philox_keep_bits` at those positions.
+
+    Each element's Philox block is computed alone (a handful of rows: the
+    [CLS]-only top layer's), so the blocks of the other rows are never drawn.
+    """
+    shape = tf.shape(like, out_type=tf.int64)
+    row = tf.cast(shape[-2] * shape[-1], tf.uint64)          # n positions of the last axis
+    full_row = tf.cast(full_length, tf.uint64) * tf.cast(shape[-1], tf.uint64)
+    i = tf.cast(tf.range(tf.size(like, out_type=tf.int64)), tf.uint64)
+    element = i // row * full_row + i % row                  # its index in the whole tensor
+    per_block = tf.constant(4 * fields, tf.uint64)
+    words = _philox_words(key, counter, element // per_block)
+    slot = element % per_block
+    k, f = slot // tf.constant(fields, tf.uint64), slot % tf.constant(fields, tf.uint64)
+    word = tf.where(k == 0, words[0], tf.where(k == 1, words[1],
+                                               tf.where(k == 2, words[2], words[3])))
+    field = tf.bitwise.right_shift(word, f * tf.constant(field_bits, tf.uint64))
+    field = field & tf.constant((1 << field_bits) - 1, tf.uint64)
+    return tf.cast(field >= tf.constant(threshold, tf.uint64), tf.uint8)
 
 
 def unpack_keep(bits, shape, per_byte):
@@ -139,6 +176,7 @@ def _scaled_select(x, mask):
 
 
 _KEEP_BITS = fused.compile(_philox_keep_bits)
+_KEEP_ROWS = fused.compile(_philox_keep_rows)
 scaled_select = fused.compile(_scaled_select)
 
 
@@ -161,38 +199,63 @@ def _fast_threshold(rate):
     return threshold
 
 
-def keep_bits(like, rate, seed, dtype=None, fast=False):
+def keep_bits(like, rate, seed, dtype=None, fast=False, full_length=None):
     """A `KeepMask`: a dropout's keep mask for an `x` of `like`'s shape and
     `dtype` (default `like`'s), packed by one XLA loop, and the kept values'
     scale in `dtype`.
 
     `seed`: a `SeedGenerator` draw. The default mask is the one
     `tf.nn.experimental.stateless_dropout` draws with Keras' cast of it
-    (`keras_seed`); `fast`: `fast_dropout`'s.
+    (`keras_seed`); `fast`: `fast_dropout`'s. `full_length`: `like` holds the
+    first positions along axis -2 of a tensor with `full_length` positions
+    there, and the mask is that tensor's mask at those positions (one flag
+    per byte), drawn without the other positions' blocks.
     """
     dtype = tf.as_dtype(dtype or like.dtype)
     if fast:
-        threshold = _fast_threshold(rate)
+        threshold, field_bits, fields = _fast_threshold(rate), MASK_BITS, 2
         key, counter = gen_stateless_random_ops_v2.stateless_random_get_key_counter(
             tf.cast(seed, tf.int64))
         scale = tf.cast(2 ** MASK_BITS / (2 ** MASK_BITS - threshold), dtype)
-        return KeepMask(_KEEP_BITS(key, counter, like, threshold, MASK_BITS, 2), 8, scale)
-    key, counter = gen_stateless_random_ops_v2.stateless_random_get_key_counter(keras_seed(seed))
-    threshold, mantissa_bits = keep_threshold(rate, dtype)
-    scale = tf.constant(1 / (1 - rate), dtype)
-    return KeepMask(_KEEP_BITS(key, counter, like, threshold, mantissa_bits, 1), 4, scale)
+    else:
+        (threshold, field_bits), fields = keep_threshold(rate, dtype), 1
+        key, counter = gen_stateless_random_ops_v2.stateless_random_get_key_counter(
+            keras_seed(seed))
+        scale = tf.constant(1 / (1 - rate), dtype)
+    if full_length is not None:
+        return KeepMask(_KEEP_ROWS(key, counter, like, full_length, threshold, field_bits,
+                                   fields), 1, scale)
+    return KeepMask(_KEEP_BITS(key, counter, like, threshold, field_bits, fields),
+                    4 * fields, scale)
 
 
-def compiled_dropout(x, rate, seed, fast=False):
+def compiled_dropout(x, rate, seed, fast=False, full_length=None):
     """Dropout of `x` with `keep_bits`' mask: Keras' values bit for bit (or, with
-    `fast`, `fast_dropout`'s); the backward pass keeps only the packed bits."""
+    `fast`, `fast_dropout`'s); the backward pass keeps only the packed bits.
+    `full_length`: see `keep_bits`."""
 
     @tf.custom_gradient
     def forward(x):
-        mask = keep_bits(x, rate, seed, fast=fast)
+        mask = keep_bits(x, rate, seed, fast=fast, full_length=full_length)
         return scaled_select(x, mask), lambda dy: scaled_select(dy, mask)
 
     return forward(x)
+
+
+def leading_rows_dropout(x, rate, seed, full_length, fast=False):
+    """Dropout of `x`, the first positions along axis -2 of a tensor with
+    `full_length` positions there, with that tensor's mask at those positions,
+    from TensorFlow's kernels: `x` padded with zeros to the whole tensor,
+    dropped out as Keras does (or as `fast_dropout`), and cut back."""
+    shape = tf.shape(x)
+    rank = len(x.shape)
+    padding = [[0, 0]] * (rank - 2) + [[0, full_length - shape[-2]], [0, 0]]
+    whole = tf.pad(x, padding)
+    if fast:
+        dropped = fast_dropout(whole, rate, seed)
+    else:
+        dropped = tf.nn.experimental.stateless_dropout(whole, rate=rate, seed=keras_seed(seed))
+    return dropped[..., :shape[-2], :]
 
 
 def fast_dropout(inputs, rate, seed):

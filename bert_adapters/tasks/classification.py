@@ -50,14 +50,14 @@ class ClassifierConfig(RunConfig):
     labels: Optional[Tuple[str, ...]] = None  # custom label set; else from train_file
     head_dropout: float = 0.1
     # The top layer computes its output at [CLS] alone, the only position the
-    # head reads (`heads.ClsPooledOutput`). Off by default: with dropout on,
-    # its masks are drawn for smaller tensors than Keras' full computation
-    # draws, so training is not the default's bit for bit.
-    cls_only_top_layer: bool = False
+    # head reads (`heads.ClsPooledOutput`), with the dropout masks the full
+    # layer draws there: the same step up to float rounding, so, as
+    # `jit_compile`, not a training field (a run or sweep resumes across it).
+    cls_only_top_layer: bool = True
 
     TRAINING_FIELDS: ClassVar[Tuple[str, ...]] = RunConfig.TRAINING_FIELDS + (
         "task_name", "data_dir", "tfds_data_dir", "train_file", "text_fields", "label_field",
-        "labels", "head_dropout", "cls_only_top_layer")
+        "labels", "head_dropout")
     TUPLE_FIELDS: ClassVar[Tuple[str, ...]] = ("text_fields", "labels")
 
     def __post_init__(self):

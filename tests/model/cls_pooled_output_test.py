@@ -7,6 +7,7 @@ import tensorflow as tf
 from bert_adapters.model import heads, trainable
 from bert_adapters.model.bert_encoder import BertEncoder
 from bert_adapters.model.packed_models import PackedClassifier
+from bert_adapters.ops import settings
 from bert_adapters.training import packing
 from conftest import random_canonical_weights, random_inputs, tiny_config
 
@@ -87,3 +88,41 @@ def test_the_top_layer_runs_one_position_per_example(models):
     full, cls_only, _ = models
     assert _feed_forward_rows(full, 4, 9) == [36, 36, 36]
     assert _feed_forward_rows(cls_only, 4, 9) == [4, 36, 36]
+
+
+@pytest.mark.usefixtures("cpu_numerics")
+@pytest.mark.parametrize("masks", [{}, {"compiled_masks": False}, {"fast_dropout": True}])
+def test_with_dropout_the_same_masks_as_the_full_top_layer(masks):
+    """Dropout on: the [CLS]-only top layer draws the full layer's masks at
+    [CLS] (compiled, from TensorFlow's kernels, and fast masks), so a training
+    step gives the same logits and gradients; each model starts from the same
+    seed states."""
+    encoder = BertEncoder(tiny_config(num_layers=2, dropout=0.3, attention_dropout=0.4),
+                          adapter_size=2, adapter_init_scale=0.3)
+    encoder.set_canonical_weights(random_canonical_weights(encoder, seed=4))
+    trainable.apply_tuning(encoder, "adapters")
+    full = heads.build_classifier_model(encoder, 3, head_dropout=0.2)
+    cls_only = heads.build_classifier_model(encoder, 3, head_dropout=0.2,
+                                            cls_only_top_layer=True)
+    for a, b in zip(heads.head_weight_map(cls_only).values(),
+                    heads.head_weight_map(full).values()):
+        a.assign(b)
+    seeds = {m: [v for v in m.non_trainable_variables if "seed_generator" in v.path]
+             for m in (cls_only, full)}
+    assert len(seeds[full]) == 1 + 2 * 3 + 1   # embeddings; per layer probs, two outputs; head
+    assert all(a is b for a, b in zip(seeds[cls_only][:-1], seeds[full][:-1]))   # the encoder's
+    start = [v.numpy() for v in seeds[full]]
+    inputs = random_inputs(batch_size=4, seq_length=9, pad_last=3)
+    labels = tf.constant([0, 1, 2, 1])
+    results = []
+    with settings.use(**masks):
+        for model in (cls_only, full):
+            for v, value in zip(seeds[model], start):
+                v.assign(value)
+            results.append(_loss_and_grads(model, inputs, labels))
+    (our_logits, our_grads), (their_logits, their_grads) = results
+    np.testing.assert_allclose(our_logits, their_logits, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(_loss_and_grads(full, inputs, labels)[0], their_logits)  # masks matter
+    for g, h, v in zip(our_grads, their_grads, full.trainable_variables):
+        np.testing.assert_allclose(tf.convert_to_tensor(g), tf.convert_to_tensor(h),
+                                   rtol=1e-4, atol=1e-6, err_msg=v.path)

@@ -88,6 +88,39 @@ def test_compiled_dropout_gradient_is_tensorflows(dtype):
     np.testing.assert_array_equal(grads[0], grads[1])
 
 
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("compiled", [True, False])
+def test_leading_rows_get_the_whole_tensors_mask(compiled, dtype, fast):
+    """`full_length`: the first `n` positions along axis -2 dropped out with the
+    whole tensor's mask there (the [CLS]-only top layer), compiled (each element's
+    Philox block alone) and from TensorFlow's kernels; values and gradients.
+    Row widths 5 and 7 put rows across Philox blocks; 16 and 128 as the model's."""
+    rng = np.random.default_rng(6)
+    seed = tf.constant([2**33 + 7, -11], tf.int64)   # a SeedGenerator's draw
+    if fast:
+        whole_dropout = lambda x: dropout.fast_dropout(x, 0.1, seed)
+    else:
+        whole_dropout = lambda x: tf.nn.experimental.stateless_dropout(
+            x, 0.1, seed=dropout.keras_seed(seed))
+    for shape, n in (((3, 9, 5), 1), ((2, 3, 6, 7), 2), ((4, 2, 16, 16), 1), ((2, 128, 16), 1)):
+        whole = tf.cast(rng.normal(size=shape), dtype)
+        dy = tf.cast(rng.normal(size=shape), dtype)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(whole)
+            rows = whole[..., :n, :]
+            if compiled:
+                y = dropout.compiled_dropout(rows, 0.1, seed, fast=fast, full_length=shape[-2])
+            else:
+                y = dropout.leading_rows_dropout(rows, 0.1, seed, shape[-2], fast=fast)
+            expected = whole_dropout(whole)
+        np.testing.assert_array_equal(_bits(y), _bits(expected[..., :n, :]), err_msg=str(shape))
+        ours = tape.gradient(y, whole, output_gradients=dy[..., :n, :])
+        theirs = tape.gradient(expected, whole, output_gradients=dy)
+        np.testing.assert_array_equal(_bits(ours[..., :n, :]), _bits(theirs[..., :n, :]),
+                                      err_msg=str(shape))
+
+
 @pytest.mark.parametrize("fuse", [True, False])
 def test_layer_compiles_its_masks_only_where_fused(fuse):
     layer = dropout.Dropout(0.1, seed=3)

@@ -239,7 +239,7 @@ def test_changed_sweep_is_refused_unless_overwrite(tmp_path, tiny, counted_runs,
 
     # Runs recorded before a setting existed ran as its default: the same sweep
     # is not another sweep, and a grown sweep keeps them.
-    _forget_setting(out, "cls_only_top_layer")
+    _forget_setting(out, "adapter_layers")
     runner.run_sweep(two, out, explicit=_flags(tiny))
     three = _hparams(tmp_path, tiny, "grid(seed=[0, 1, 2])", name="three.py", max_train_steps=1)
     runner.run_sweep(three, out, explicit=_flags(tiny), overwrite=True)
