@@ -19,6 +19,13 @@ apply (`settings.compiled_dropout`: XLA missing, the loops off, a GPU or TPU
 among the run's devices, `compiled_masks=False`) or for other dtypes:
 Keras' ops.
 
+The [CLS]-only top layer computes the first position of each row only; its
+dropouts take `full_length`, the whole rows' length, and draw the masks the
+whole tensor's dropout would draw at those positions: Philox is counter
+based, so each such element's block is computed alone (`keep_bits`), or,
+where the compiled loops do not apply, the rows are padded to the whole
+tensor for TensorFlow's kernels (`leading_rows_dropout`).
+
 Fast masks (opt-in `--fast_dropout`, `settings.fast_dropout`) compare 16
 random bits per element against the rate instead, so one 32-bit draw serves
 two elements: half the generator's work, the same Bernoulli masks except
