@@ -20,15 +20,21 @@ def models():
     sharing its weights and the same classifier values."""
     encoder = BertEncoder(tiny_config(num_layers=3), adapter_size=2, adapter_init_scale=0.3,
                           adapter_layers="2-3")
-    encoder.set_canonical_weights(random_canonical_weights(encoder, seed=3))
+    return _two_heads(encoder, head_dropout=0.0, seed=3) + (encoder,)
+
+
+def _two_heads(encoder, head_dropout, seed):
+    """(full, cls_only): `encoder` with random base weights, tuned as adapters, under
+    two classifier heads of the same values."""
+    encoder.set_canonical_weights(random_canonical_weights(encoder, seed=seed))
     trainable.apply_tuning(encoder, "adapters")
-    full = heads.build_classifier_model(encoder, 3, head_dropout=0.0)
-    cls_only = heads.build_classifier_model(encoder, 3, head_dropout=0.0,
+    full = heads.build_classifier_model(encoder, 3, head_dropout=head_dropout)
+    cls_only = heads.build_classifier_model(encoder, 3, head_dropout=head_dropout,
                                             cls_only_top_layer=True)
     for a, b in zip(heads.head_weight_map(cls_only).values(),
                     heads.head_weight_map(full).values()):
         a.assign(b)
-    return full, cls_only, encoder
+    return full, cls_only
 
 
 def _loss_and_grads(model, inputs, labels):
@@ -99,14 +105,7 @@ def test_with_dropout_the_same_masks_as_the_full_top_layer(masks):
     seed states."""
     encoder = BertEncoder(tiny_config(num_layers=2, dropout=0.3, attention_dropout=0.4),
                           adapter_size=2, adapter_init_scale=0.3)
-    encoder.set_canonical_weights(random_canonical_weights(encoder, seed=4))
-    trainable.apply_tuning(encoder, "adapters")
-    full = heads.build_classifier_model(encoder, 3, head_dropout=0.2)
-    cls_only = heads.build_classifier_model(encoder, 3, head_dropout=0.2,
-                                            cls_only_top_layer=True)
-    for a, b in zip(heads.head_weight_map(cls_only).values(),
-                    heads.head_weight_map(full).values()):
-        a.assign(b)
+    full, cls_only = _two_heads(encoder, head_dropout=0.2, seed=4)
     seeds = {m: [v for v in m.non_trainable_variables if "seed_generator" in v.path]
              for m in (cls_only, full)}
     assert len(seeds[full]) == 1 + 2 * 3 + 1   # embeddings; per layer probs, two outputs; head
