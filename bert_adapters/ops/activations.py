@@ -57,8 +57,9 @@ def _erfc(x):
 
 
 def _exact_form(x):
-    # tf.nn.gelu(x, approximate=False), op for op, in x's dtype.
-    return 0.5 * x * _erfc(-x * tf.cast(_SQRT_HALF, x.dtype))
+    # tf.nn.gelu(x, approximate=False), in x's dtype: `-x * c` as `x * -c`, the
+    # same bits (rounding is symmetric in sign) without a pass for the negation.
+    return 0.5 * x * _erfc(x * tf.cast(-_SQRT_HALF, x.dtype))
 
 
 def _tanh_form(x):

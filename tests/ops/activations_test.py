@@ -56,6 +56,20 @@ def test_forms_equal_keras_bit_for_bit_on_every_16_bit_value(name, approximate, 
     assert np.isnan(tf.cast(ours(x), tf.float32).numpy()[nan]).all()
 
 
+@pytest.mark.parametrize("traced", [False, True])
+def test_exact_form_equals_keras_bit_for_bit_in_float32(traced):
+    """float32 inputs of every magnitude, subnormals, zeros of both signs and infinities."""
+    rng = np.random.default_rng(8)
+    x = np.concatenate([rng.normal(scale=3.0, size=50000),
+                        rng.choice([-1, 1], 20000) * 10.0 ** rng.uniform(-45, 38, 20000),
+                        [0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45]]).astype(np.float32)
+    ours, theirs = activations.get("gelu"), lambda v: keras.activations.gelu(v, approximate=False)
+    if traced:
+        ours, theirs = tf.function(ours), tf.function(theirs)
+    np.testing.assert_array_equal(tf.bitcast(ours(tf.constant(x)), tf.uint32).numpy(),
+                                  tf.bitcast(theirs(tf.constant(x)), tf.uint32).numpy())
+
+
 @pytest.mark.parametrize("name", activations.ACTIVATIONS)
 @pytest.mark.parametrize("dtype", [tf.bfloat16, tf.float16])
 def test_traced_16_bit_forward_is_one_gather_equal_to_the_formula(name, dtype):
