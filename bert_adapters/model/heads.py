@@ -97,11 +97,16 @@ def build_span_model(encoder, initializer_range=0.02):
 
 
 def build_task_model(encoder, task_config):
-    """The head a task artifact's `task_config` describes, on `encoder`."""
+    """The head a task artifact's `task_config` describes, on `encoder`.
+
+    A classifier computes its top layer at [CLS] only, as training does by
+    default (the same logits up to float rounding, less work per example).
+    """
     kind = task_config.get("kind", CLASSIFICATION)
     if kind == CLASSIFICATION:
         return build_classifier_model(encoder, task_config["num_outputs"],
-                                      task_config.get("head_dropout", 0.1))
+                                      task_config.get("head_dropout", 0.1),
+                                      cls_only_top_layer=True)
     if kind == SPAN:
         return build_span_model(encoder)
     raise ValueError(f"task kind {kind!r} is not one of {KINDS}")

@@ -23,6 +23,7 @@ from bert_adapters.checkpoints import artifact
 from bert_adapters.bank import BankError, TaskBank
 from bert_adapters.bank.__main__ import main as bank_main
 from bert_adapters.checkpoints.fingerprint import base_fingerprint
+from bert_adapters.model import heads
 from bert_adapters.tasks.classification import ClassifierConfig
 from bert_adapters.training import trainer
 from conftest import require_data
@@ -125,6 +126,7 @@ def mixed(runs):
 
 def _own_scores(run_dir, tokenizer, texts_a, texts_b):
     model, _, config = artifact.load_task_model(run_dir)
+    assert heads.is_cls_only(model)   # a classifier's top layer at [CLS] only, as in training
     logits = model(tokenizer(texts_a, texts_b), training=False).numpy()
     return logits if config["label_names"] is None else tf.nn.softmax(logits).numpy()
 
