@@ -12,7 +12,8 @@ evaluate on articles 41-48 (1,589 questions):
 BERT's SQuAD setting (windows of 384 tokens every 128, questions of at most
 64), batch 32, BERT's optimiser, bfloat16 for every method. A pilot of 150
 steps (about half an epoch) per learning rate picks each method's rate on
-the evaluation articles; the main runs (`CHOSEN`) train 2 epochs at it.
+the evaluation articles; the main runs (`CHOSEN`) train 2 epochs at it, with
+seeds 0, 1 and 2.
 Measured: docs/results.md.
 """
 
@@ -32,6 +33,7 @@ PILOT_RATES = {
 }
 PILOT_STEPS = 150
 CHOSEN = {"adapters64": 1e-3, "adapters2": 1e-3, "full": 1e-4}  # {method: rate}: the pilot's best F1.
+SEEDS = [1, 2]   # the main runs' seeds besides the config's 0
 
 
 def get_config():
@@ -58,10 +60,17 @@ def _trials(method, rates, **extra):
 
 
 def get_sweep():
-    """Per method: its pilot, then its main run once `CHOSEN` names its rate."""
+    """Per method: its pilot, then its main run once `CHOSEN` names its rate;
+    then the main runs again with seeds `SEEDS` (adapters of size 64 and full
+    fine-tuning first)."""
     trials = []
     for method, rates in PILOT_RATES.items():
         trials += _trials(method, rates, max_train_steps=PILOT_STEPS)
         if method in CHOSEN:
             trials += _trials(method, [CHOSEN[method]])
+    for seed in SEEDS:
+        for method in ("adapters64", "full"):
+            trials += _trials(method, [CHOSEN[method]], seed=seed)
+    for seed in SEEDS:
+        trials += _trials("adapters2", [CHOSEN["adapters2"]], seed=seed)
     return trials

@@ -23,7 +23,7 @@ PAPER_SIZES = {
     # docs/results.md's studies: stage 1 (rate grids, seed 0) + stage 2 (seeds 1-2).
     "minilm_glue_rte.py": 3 * 3 + 2 * 3 + 2 * 2, "minilm_glue_stsb.py": 3 * 3 + 2 * 2,
     "minilm_glue_cola.py": 3 * 3 + 2 * 2 + 2 * 3,  # + 10 epochs at the picked rates
-    "minilm_glue_mrpc.py": 12 * 3 + 12 * 2, "minilm_squad.py": 3 + 2 + 3 + 3,
+    "minilm_glue_mrpc.py": 12 * 3 + 12 * 2, "minilm_squad.py": 3 + 2 + 3 + 3 + 3 * 2,
     # Adapters in layers 1-6, 3-6, 4-6, 6-6, seeds 0-2.
     "minilm_adapter_layers.py": 4 * 3, "minilm_init_scale.py": 8,
 }
