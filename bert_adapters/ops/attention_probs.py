@@ -82,8 +82,8 @@ def dropped_softmax(scores, bias, dtype, rate, seed, fast=False, full_length=Non
     The values and masks are those of Keras' `Dropout` (which calls
     `tf.nn.experimental.stateless_dropout`), or with `fast` those of
     `dropout.fast_dropout`, from the same seed, bit for bit (`full_length`:
-    see `dropout.keep_bits`). The backward
-    pass keeps the float32 probabilities and the packed mask. Callers check
+    see `dropout.keep_bits`). The backward pass keeps the float32
+    probabilities and the packed mask. Callers check
     `dropout.philox_here(dtype)` first (`attention_probs` does).
     """
 
