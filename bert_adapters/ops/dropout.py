@@ -126,13 +126,17 @@ def _philox_keep_bits(key, counter, like, threshold, field_bits, fields):
     blocks = (tf.size(like, out_type=tf.int64) + per_block - 1) // per_block
     words = _philox_words(key, counter, tf.cast(tf.range(blocks), tf.uint64))
     bits = tf.zeros_like(words[0], tf.uint8)
-    field_mask = tf.constant((1 << field_bits) - 1, tf.uint64)
     for k, word in enumerate(words):
         for f in range(fields):
-            field = tf.bitwise.right_shift(word, tf.constant(f * field_bits, tf.uint64))
-            kept = tf.cast((field & field_mask) >= tf.constant(threshold, tf.uint64), tf.uint8)
+            kept = _kept(word, tf.constant(f * field_bits, tf.uint64), field_bits, threshold)
             bits = bits | tf.bitwise.left_shift(kept, tf.constant(k * fields + f, tf.uint8))
     return bits
+
+
+def _kept(word, shift, field_bits, threshold):
+    """1 (uint8) where the `field_bits`-bit field of `word` at `shift` reaches `threshold`."""
+    field = tf.bitwise.right_shift(word, shift) & tf.constant((1 << field_bits) - 1, tf.uint64)
+    return tf.cast(field >= tf.constant(threshold, tf.uint64), tf.uint8)
 
 
 def _philox_keep_rows(key, counter, like, full_length, threshold, field_bits, fields):
@@ -154,9 +158,7 @@ def _philox_keep_rows(key, counter, like, full_length, threshold, field_bits, fi
     k, f = slot // tf.constant(fields, tf.uint64), slot % tf.constant(fields, tf.uint64)
     word = tf.where(k == 0, words[0], tf.where(k == 1, words[1],
                                                tf.where(k == 2, words[2], words[3])))
-    field = tf.bitwise.right_shift(word, f * tf.constant(field_bits, tf.uint64))
-    field = field & tf.constant((1 << field_bits) - 1, tf.uint64)
-    return tf.cast(field >= tf.constant(threshold, tf.uint64), tf.uint8)
+    return _kept(word, f * tf.constant(field_bits, tf.uint64), field_bits, threshold)
 
 
 def unpack_keep(bits, shape, per_byte):
