@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from bert_adapters.ops.attention_probs import attention_probs
+from bert_adapters.ops.attention_probs import attend
 from bert_adapters.ops.dense import TokenDense
 from bert_adapters.ops.dropout import Dropout
 
@@ -96,9 +96,8 @@ class SelfAttention(keras.layers.Layer):
         # added in float32, to the scores cast to float32.
         # Leading queries of each row: the full computation's masks at them.
         full_length = ops.shape(inputs)[1] if queries is not inputs and rows is None else None
-        probs = attention_probs(scores, attention_bias, self.dropout, training,
-                                full_length=full_length)
-        context = ops.matmul(probs, v)  # [batch, heads, queries, head_dim]
+        context = attend(scores, attention_bias, v, self.dropout, training,
+                         full_length=full_length)  # [batch, heads, queries, head_dim]
         context = ops.transpose(context, (0, 2, 1, 3))
         batch, seq = ops.shape(context)[0], ops.shape(context)[1]
         context = ops.reshape(context, (batch, seq, self.num_heads * self.head_dim))

@@ -1,17 +1,21 @@
-"""`attention_probs`: attention's softmax and dropout, fused around TensorFlow's softmax.
+"""`attend`: attention's softmax, dropout and context, fused around TensorFlow's kernels.
 
-`dropout(cast(softmax(cast(scores, float32) + bias), dtype))` on the
+`dropout(cast(softmax(cast(scores, float32) + bias), dtype)) @ value` on the
 `[batch, heads, queries, keys]` scores. In training, where dropout's
 compiled masks apply (`dropout.philox_here`), it runs as four XLA loops
-around TensorFlow's softmax (`dropped_softmax`): the scores' cast and the
-bias add; the mask (`dropout.keep_bits`, packed); the dropout's cast, scale
-and select; in the backward pass the dropout's select and scale, the casts
-and the softmax gradient, ending in the scores' dtype. As TensorFlow kernels
-the backward pass is seven passes over the scores (select, scale, cast, two
-products, sum, difference) and keeps a boolean mask. The values and masks
-are those of Keras' `Dropout` bit for bit, the gradients equal up to float
-rounding (tests/model/self_attention_test.py). Elsewhere (evaluation, the
-compiled loops off, a GPU or TPU): Keras' ops.
+around TensorFlow's softmax and batched matmuls (`dropped_attention`): the
+scores' cast and the bias add; the mask (`dropout.keep_bits`, packed); the
+dropout's cast, scale and select; in the backward pass, after the matmuls'
+own gradients, the dropout's select and scale, the casts and the softmax
+gradient in one pass over the scores, ending in the scores' dtype. Softmax's
+gradient needs a sum over each row of the scores; taken instead over the
+context's width (FlashAttention's `D = rowsum(dO * O)`, the same sum
+reordered) it leaves no reduction over the scores. As TensorFlow kernels the
+backward pass is seven passes over the scores (select, scale, cast, two
+products, sum, difference) and keeps a boolean mask. The values and masks are
+those of Keras' `Dropout` and `ops.matmul` bit for bit, the gradients equal
+up to float rounding (tests/model/self_attention_test.py). Elsewhere
+(evaluation, the compiled loops off, a GPU or TPU): Keras' ops.
 """
 
 import tensorflow as tf
@@ -21,13 +25,14 @@ from bert_adapters.ops import dropout as dropout_lib
 from bert_adapters.ops import fused, settings
 
 
-def attention_probs(scores, bias, dropout, training=False, full_length=None):
-    """`dropout(cast(softmax(cast(scores, float32) + bias), dtype))`.
+def attend(scores, bias, value, dropout, training=False, full_length=None):
+    """`dropout(cast(softmax(cast(scores, float32) + bias), dtype)) @ value`.
 
     Args:
         scores: `q k^T`, `[batch, heads, queries, keys]` in the compute dtype.
         bias: the additive attention mask, broadcastable to `scores`, or
             None. It gets no gradient here (it comes from the input mask).
+        value: `[batch, heads, keys, head_dim]` in the compute dtype.
         dropout: the attention probabilities' `dropout.Dropout` layer; its
             compute dtype is the probabilities' dtype, and a training call
             draws one seed from its generator, as the layer's own call does.
@@ -37,28 +42,36 @@ def attention_probs(scores, bias, dropout, training=False, full_length=None):
             scores' mask at those queries (`dropout.keep_bits`).
 
     Returns:
-        The dropped-out probabilities, `scores`' shape, in the dropout's dtype.
+        The context, `[batch, heads, queries, head_dim]`.
     """
     dtype = dropout.compute_dtype
     if training and 0 < dropout.rate < 1 and dropout_lib.philox_here(dtype):
-        return dropped_softmax(scores, bias, dtype, dropout.rate, dropout.seed_generator.next(),
-                               fast=settings.fast_dropout(), full_length=full_length)
+        return dropped_attention(scores, bias, value, dtype, dropout.rate,
+                                 dropout.seed_generator.next(), fast=settings.fast_dropout(),
+                                 full_length=full_length)
     scores = ops.cast(scores, "float32")
     if bias is not None:
         scores = scores + ops.cast(bias, "float32")
     probs = ops.cast(ops.softmax(scores, axis=-1), dtype)
-    return dropout(probs, training=training, full_length=full_length)
+    return ops.matmul(dropout(probs, training=training, full_length=full_length), value)
 
 
-def _probs_gradient(dy, mask, probs, dtype):
-    """The `dtype` scores' gradient of `dropout(cast(softmax(cast(scores) + bias)))`.
+def _scores_gradient(d_probs, mask, probs, d_context, context, dtype):
+    """The `dtype` scores' gradient of `dropout(cast(softmax(cast(scores) + bias))) @ value`.
 
-    `mask`: the dropout's packed keep mask (`dropout.keep_bits`).
+    `d_probs`: the dropped-out probabilities' gradient (`d_context @ value^T`);
+    `mask`: the dropout's packed keep mask (`dropout.keep_bits`). Softmax's
+    gradient needs each row's `sum_k g_k p_k`, `g` the probabilities' gradient
+    through the dropout: that equals `sum_d d_context_d context_d` (both are
+    `d_context . sum_k y_k value_k`, `y` the dropped probabilities), a sum over
+    the head's width instead of the keys, so that the pass over the scores is
+    one elementwise loop with no reduction in it (FlashAttention's `D`).
     """
-    keep = dropout_lib.unpack_keep(mask.bits, tf.shape(dy), mask.per_byte)
-    dy = tf.where(keep, dy, tf.zeros([], dy.dtype))  # dropout's select
-    g = tf.cast(fused.widen(fused.multiply(dy, mask.scale)), probs.dtype)  # its scale, the cast's
-    g = (g - tf.reduce_sum(g * probs, axis=-1, keepdims=True)) * probs  # softmax's
+    rows = tf.reduce_sum(fused.widen(d_context) * fused.widen(context), axis=-1, keepdims=True)
+    keep = dropout_lib.unpack_keep(mask.bits, tf.shape(d_probs), mask.per_byte)
+    g = tf.where(keep, d_probs, tf.zeros([], d_probs.dtype))  # dropout's select
+    g = tf.cast(fused.widen(fused.multiply(g, mask.scale)), probs.dtype)  # its scale, the cast's
+    g = (g - tf.cast(rows, probs.dtype)) * probs  # softmax's
     return fused.narrow(g, dtype)  # the scores' cast to float32 (the bias add passes it on)
 
 
@@ -67,28 +80,31 @@ def _biased(scores, bias):
     return fused.widen(scores) + fused.widen(bias)
 
 
-# One XLA loop each instead of seven passes over the scores in the backward
-# pass, and two (the cast, the bias add) in the forward pass.
-_FUSED_PROBS_GRADIENT = fused.compile(_probs_gradient)
+# One XLA loop each: in the backward pass instead of seven passes over the
+# scores and a reduction over them, in the forward pass instead of two (the
+# cast, the bias add).
+_FUSED_SCORES_GRADIENT = fused.compile(_scores_gradient)
 _FUSED_BIASED = fused.compile(_biased)
 
 
-def dropped_softmax(scores, bias, dtype, rate, seed, fast=False, full_length=None):
-    """`Dropout(rate)(cast(softmax(cast(scores, float32) + bias), dtype))` as XLA loops.
+def dropped_attention(scores, bias, value, dtype, rate, seed, fast=False, full_length=None):
+    """`Dropout(rate)(cast(softmax(cast(scores, float32) + bias), dtype)) @ value`, its
+    elementwise work in XLA loops.
 
     `scores`: `q k^T` in the compute dtype; `bias`: the additive attention
-    mask (or None; it gets no gradient: it comes from the input mask).
-    `seed`: the dropout layer's draw (`seed_generator.next()`).
-    The values and masks are those of Keras' `Dropout` (which calls
-    `tf.nn.experimental.stateless_dropout`), or with `fast` those of
-    `dropout.fast_dropout`, from the same seed, bit for bit (`full_length`:
-    see `dropout.keep_bits`). The backward pass keeps the float32
-    probabilities and the packed mask. Callers check
-    `dropout.philox_here(dtype)` first (`attention_probs` does).
+    mask (or None; it gets no gradient: it comes from the input mask);
+    `value`: `[batch, heads, keys, head_dim]`. `seed`: the dropout layer's
+    draw (`seed_generator.next()`). The values and masks are those of
+    Keras' `Dropout` (which calls `tf.nn.experimental.stateless_dropout`)
+    followed by `ops.matmul`, or with `fast` those of `dropout.fast_dropout`,
+    from the same seed, bit for bit (`full_length`: see `dropout.keep_bits`).
+    The backward pass keeps the float32 probabilities, the packed mask, the
+    dropped probabilities and the context. Callers check
+    `dropout.philox_here(dtype)` first (`attend` does).
     """
 
     @tf.custom_gradient
-    def forward(scores, *bias):
+    def forward(scores, value, *bias):
         if bias:
             scores32 = _FUSED_BIASED(scores, bias[0])
         else:
@@ -96,11 +112,17 @@ def dropped_softmax(scores, bias, dtype, rate, seed, fast=False, full_length=Non
         probs = tf.nn.softmax(scores32, axis=-1)
         mask = dropout_lib.keep_bits(probs, rate, seed, dtype=dtype, fast=fast,
                                      full_length=full_length)
-        y = dropout_lib.scaled_select(probs, mask)
+        dropped = dropout_lib.scaled_select(probs, mask)
+        context = ops.matmul(dropped, value)
 
-        def grad(dy):
-            return (_FUSED_PROBS_GRADIENT(dy, mask, probs, scores.dtype),) + (None,) * len(bias)
+        def grad(d_context):
+            # BatchMatMul's own gradients, then the scores' in one loop.
+            d_probs = tf.matmul(d_context, value, adjoint_b=True)
+            d_value = tf.matmul(dropped, d_context, adjoint_a=True)
+            d_scores = _FUSED_SCORES_GRADIENT(d_probs, mask, probs, d_context, context,
+                                              scores.dtype)
+            return (d_scores, d_value) + (None,) * len(bias)
 
-        return y, grad
+        return context, grad
 
-    return forward(scores, *([] if bias is None else [bias]))
+    return forward(scores, value, *([] if bias is None else [bias]))

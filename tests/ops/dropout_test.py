@@ -222,7 +222,7 @@ def test_the_setting_reaches_every_encoder_dropout(fast, monkeypatch):
                                      intermediate_dim=32, max_sequence_length=16),
                           adapter_size=4)
     calls = []
-    for module, name in ((dropout, "compiled_dropout"), (attention_probs, "dropped_softmax")):
+    for module, name in ((dropout, "compiled_dropout"), (attention_probs, "dropped_attention")):
         original = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a, _f=original, _n=name, **k: (
             calls.append((_n, k["fast"])), _f(*a, **k))[1])
@@ -233,4 +233,4 @@ def test_the_setting_reaches_every_encoder_dropout(fast, monkeypatch):
     # Embeddings, then per layer attention output and output; the attention
     # probabilities' own in each layer.
     assert sorted(calls) == sorted([("compiled_dropout", fast)] * (1 + 2 * 2)
-                                   + [("dropped_softmax", fast)] * 2)
+                                   + [("dropped_attention", fast)] * 2)
