@@ -65,13 +65,14 @@ def _scores_gradient(d_probs, mask, probs, d_context, context, dtype):
     through the dropout: that equals `sum_d d_context_d context_d` (both are
     `d_context . sum_k y_k value_k`, `y` the dropped probabilities), a sum over
     the head's width instead of the keys, so that the pass over the scores is
-    one elementwise loop with no reduction in it (FlashAttention's `D`).
+    one elementwise loop with no reduction in it (FlashAttention's `D`). The
+    dropout's scale is applied in float32, not rounded to a 16-bit `d_probs`'
+    dtype first.
     """
     rows = tf.reduce_sum(fused.widen(d_context) * fused.widen(context), axis=-1, keepdims=True)
     keep = dropout_lib.unpack_keep(mask.bits, tf.shape(d_probs), mask.per_byte)
-    g = tf.where(keep, d_probs, tf.zeros([], d_probs.dtype))  # dropout's select
-    g = tf.cast(fused.widen(fused.multiply(g, mask.scale)), probs.dtype)  # its scale, the cast's
-    g = (g - tf.cast(rows, probs.dtype)) * probs  # softmax's
+    g = fused.widen(d_probs) * fused.widen(mask.scale)  # dropout's scale, in float32
+    g = tf.where(keep, g - rows, -rows) * probs  # its select, softmax's gradient
     return fused.narrow(g, dtype)  # the scores' cast to float32 (the bias add passes it on)
 
 
