@@ -15,8 +15,11 @@ float32 and rounds the sum once to bfloat16. Casting the operands to float32
 and running the float32 kernel computes the same products and sums, only in
 another order, and rounds once as well (the bias, too, is added before that
 rounding; TensorFlow's bfloat16 kernels round the product, then its sum with
-the bias). With either kernel the bias gradient is summed in float32
-(TensorFlow's own sums it in bfloat16: `_matmul_bias`). Outputs and gradients
+the bias; where the compiled loops run, the bias add stays a separate loop
+in a traced step too, so that TensorFlow does not fuse it into a matmul
+kernel that rounds once and, on AMX CPUs, runs without AMX: `_add_bias`).
+With either kernel the bias gradient is summed in float32 (TensorFlow's own
+sums it in bfloat16: `_matmul_bias`). Outputs and gradients
 are the exactly rounded sums within one bfloat16 step, almost all of them
 equal (tests/ops/dense_test.py). The backward pass keeps the 16-bit
 operands, as the bfloat16 kernels' does. On CPUs whose bfloat16 kernel is
@@ -31,7 +34,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from bert_adapters.ops import settings
+from bert_adapters.ops import fused, settings
 
 
 @keras.saving.register_keras_serializable(package="bert_adapters")
@@ -77,8 +80,8 @@ def token_matmul(inputs, kernel, bias=None):
 
 @tf.custom_gradient
 def _matmul_bias(x, kernel, bias):
-    """`x @ kernel + bias` in bfloat16 kernels (one fused matmul), the bias gradient
-    summed in float32.
+    """`x @ kernel + bias` in bfloat16 kernels (the bias added by `_add_bias`), the bias
+    gradient summed in float32.
 
     TensorFlow's own gradient sums the bias's over the tokens in bfloat16: once
     the running sum is large the small terms are lost (tests/ops/dense_test.py
@@ -87,7 +90,7 @@ def _matmul_bias(x, kernel, bias):
     rounding (tested within one bfloat16 step of the exact sum). The input and
     kernel gradients are TensorFlow's own MatMul gradients.
     """
-    y = tf.nn.bias_add(tf.matmul(x, kernel), bias)
+    y = _add_bias(tf.matmul(x, kernel), bias)
 
     def grad(dy):
         ones = tf.ones([1, tf.shape(dy)[0]], dy.dtype)
@@ -95,6 +98,24 @@ def _matmul_bias(x, kernel, bias):
                 tf.reshape(tf.matmul(ones, dy), [-1]))
 
     return y, grad
+
+
+def _bias_sum(y, bias):
+    return fused.narrow(fused.widen(y) + fused.widen(bias), y.dtype)
+
+
+_COMPILED_BIAS_SUM = fused.compile(_bias_sum)
+
+
+def _add_bias(y, bias):
+    """`y + bias` for a bfloat16 matmul's output `y`, not fused into the matmul: TensorFlow's
+    fused bfloat16 matmul-with-bias runs oneDNN's inner product, which on AMX CPUs takes a
+    kernel without AMX (`ONEDNN_VERBOSE=1`: `gemm:jit`) while a plain matmul takes the AMX
+    one (`brg_matmul:..._amx`). The sum is bfloat16's (the float32 sum of the two, rounded
+    once), as a compiled loop where those run (`fused.active`), else `tf.nn.bias_add`."""
+    if fused.active() and not settings.on_accelerator():
+        return _COMPILED_BIAS_SUM(y, bias)
+    return tf.nn.bias_add(y, bias)
 
 
 def _wide(*tensors):
