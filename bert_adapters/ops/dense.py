@@ -112,8 +112,8 @@ def _add_bias(y, bias):
     fused bfloat16 matmul-with-bias runs oneDNN's inner product, which on AMX CPUs takes a
     kernel without AMX (`ONEDNN_VERBOSE=1`: `gemm:jit`) while a plain matmul takes the AMX
     one (`brg_matmul:..._amx`). The sum is bfloat16's (the float32 sum of the two, rounded
-    once), as a compiled loop where those run (`fused.active`), else `tf.nn.bias_add`."""
-    if fused.active() and not settings.on_accelerator():
+    once), as a compiled loop on CPUs (`settings.compiled_bias_adds`), else `tf.nn.bias_add`."""
+    if settings.compiled_bias_adds():
         return _COMPILED_BIAS_SUM(y, bias)
     return tf.nn.bias_add(y, bias)
 

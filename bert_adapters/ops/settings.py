@@ -20,7 +20,8 @@ step in a thread of its own, and every replica must make the same choices.
 
 On a GPU or TPU the CPU devices step aside (`on_accelerator`): dropout takes
 Keras' own kernels, GELUs their formula, bfloat16 matmuls bfloat16 kernels
-(under "auto") and the compiled loops XLA's own conversions. They were built
+(under "auto") with their bias adds fused, and the compiled loops XLA's own
+conversions. They were built
 for and measured on CPUs, and an accelerator's compiler fuses elementwise
 work by itself. The hand-written gradients stay: they keep less activation
 memory on every device, and XLA compiles them for GPUs and TPUs too.
@@ -135,6 +136,12 @@ def compiled_loops():
 
 def gelu_tables():
     """Whether a traced 16-bit GELU is one compiled gather from a table of its values."""
+    return compiled_loops() and not on_accelerator()
+
+
+def compiled_bias_adds():
+    """Whether a bfloat16 matmul's bias add runs as its own compiled loop, not fused into the
+    matmul (`dense._add_bias`: TensorFlow's fused kernel skips AMX on CPUs)."""
     return compiled_loops() and not on_accelerator()
 
 

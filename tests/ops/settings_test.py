@@ -87,6 +87,7 @@ def test_every_cpu_device_steps_aside_on_an_accelerator(devices, monkeypatch):
         assert settings.compiled_loops()          # gradients stay compiled everywhere
         assert settings.gelu_tables() is on_cpu
         assert settings.compiled_dropout() is on_cpu
+        assert settings.compiled_bias_adds() is on_cpu
         assert settings.integer_bf16() is on_cpu
         assert settings.float32_matmuls(tf.bfloat16) is on_cpu
         assert settings.describe()["devices"] == devices
@@ -94,7 +95,7 @@ def test_every_cpu_device_steps_aside_on_an_accelerator(devices, monkeypatch):
             assert settings.float32_matmuls(tf.bfloat16)
     with settings.use(devices=devices, fused=False):
         assert not (settings.compiled_loops() or settings.gelu_tables()
-                    or settings.compiled_dropout())
+                    or settings.compiled_dropout() or settings.compiled_bias_adds())
 
 
 @pytest.mark.parametrize("devices", ["cpu", "accelerator"])
@@ -134,10 +135,14 @@ def test_the_ops_follow_the_devices(devices, monkeypatch):
         try:
             dense = TokenDense(8)
             fn = tf.function(dense).get_concrete_function(tf.TensorSpec([2, 5, 16], tf.bfloat16))
+            # With bfloat16 kernels, the bias add is a loop of its own on CPUs only.
+            with settings.use(bf16_matmuls="bfloat16"):
+                bias_adds = _compiled_calls(dense, tf.TensorSpec([2, 5, 16], tf.bfloat16))
         finally:
             keras.config.set_dtype_policy(previous)
         kernels = [op.get_attr("T") for op in fn.graph.get_operations() if op.type == "MatMul"]
         assert kernels == [tf.float32 if on_cpu else tf.bfloat16]
+        assert len(bias_adds) == (1 if on_cpu else 0)
 
 
 def test_16_bit_gelu_values_are_the_same_with_or_without_the_table():
