@@ -11,6 +11,7 @@ Every head is one dense layer named `classifier`, so its weights are
 import keras
 
 from bert_adapters.model.bert_encoder import INPUT_NAMES
+from bert_adapters.ops.dropout import Dropout
 
 # Task kinds and their artifacts' `kind` field. Artifacts written before
 # span extraction existed carry no `kind`: they are classifiers.
@@ -78,7 +79,8 @@ def build_classifier_model(encoder, num_outputs, head_dropout=0.1, initializer_r
         pooled = ClsPooledOutput(encoder, name="cls_pooled_output")(inputs)
     else:
         pooled = encoder(inputs)["pooled_output"]
-    x = keras.layers.Dropout(head_dropout, name="head_dropout")(pooled)
+    # Keras' masks, drawn per replica as one device draws them (`ops.dropout`).
+    x = Dropout(head_dropout, name="head_dropout")(pooled)
     outputs = _dense(num_outputs, initializer_range)(x)
     return keras.Model(inputs, outputs, name="task_model")
 

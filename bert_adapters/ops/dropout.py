@@ -26,6 +26,15 @@ based, so each such element's block is computed alone (`keep_bits`), or,
 where the compiled loops do not apply, the rows are padded to the whole
 tensor for TensorFlow's kernels (`leading_rows_dropout`).
 
+Several replicas (tf.distribute) read one seed generator, so TensorFlow's
+kernels would drop the same positions of every replica's share of a batch.
+A replica's compiled mask is instead the global batch's mask at its rows
+(`replica_position`: replica r holds the r-th equal share), the mask one
+device draws for the whole batch: a multi-replica step is the one-device
+step up to float rounding (tests/training/trainer_test.py). Where the
+compiled loops do not apply, each replica's seed is its own
+(`replica_seed`): independent masks, not the one-device ones.
+
 Fast masks (opt-in `--fast_dropout`, `settings.fast_dropout`) compare 16
 random bits per element against the rate instead, so one 32-bit draw serves
 two elements: half the generator's work, the same Bernoulli masks except
@@ -52,6 +61,9 @@ MASK_BITS = 16
 _PHILOX_M0, _PHILOX_M1 = 0xD2511F53, 0xCD9E8D57   # round multipliers
 _PHILOX_W0, _PHILOX_W1 = 0x9E3779B9, 0xBB67AE85   # key increments
 _PHILOX_ROUNDS = 10
+# Replicas' seeds for TensorFlow's kernels: apart in the generator's fixed
+# component, which a `SeedGenerator` never advances.
+_REPLICA_SEED_STRIDE = 0x3C6EF35
 # A uniform float of TensorFlow's is 1.m - 1 with the low mantissa bits of
 # one 32-bit Philox word as m (random_distributions.h): 23 bits for float32,
 # 7 for bfloat16, 10 for float16.
@@ -73,11 +85,15 @@ class Dropout(keras.layers.Dropout):
         if philox_here(inputs.dtype):
             return compiled_dropout(inputs, self.rate, self.seed_generator.next(),
                                     fast=settings.fast_dropout(), full_length=full_length)
+        _, replicas = replica_position()
         if full_length is not None:
-            return leading_rows_dropout(inputs, self.rate, self.seed_generator.next(),
+            return leading_rows_dropout(inputs, self.rate, replica_seed(self.seed_generator.next()),
                                         full_length, fast=settings.fast_dropout())
         if settings.fast_dropout():
-            return fast_dropout(inputs, self.rate, self.seed_generator.next())
+            return fast_dropout(inputs, self.rate, replica_seed(self.seed_generator.next()))
+        if replicas > 1:
+            return tf.nn.experimental.stateless_dropout(
+                inputs, rate=self.rate, seed=keras_seed(replica_seed(self.seed_generator.next())))
         return super().call(inputs, training=training)
 
 
@@ -112,10 +128,10 @@ def _philox_words(key, counter, index):
     return c0, c1, c2, c3
 
 
-def _philox_keep_bits(key, counter, like, threshold, field_bits, fields):
+def _philox_keep_bits(key, counter, like, threshold, field_bits, fields, first_block):
     """Keep bits of `like`'s elements, `4 * fields` per byte, from Philox blocks.
 
-    Philox block i (at `counter` + i) gives four 32-bit words; each word
+    Philox block i (at `counter` + `first_block` + i) gives four 32-bit words; each word
     decides `fields` elements: with one field, its low `field_bits` bits (a
     uniform float's mantissa), with two, its low and high 16 bits. An element
     is kept when its field, read as an integer, reaches `threshold`; element
@@ -124,7 +140,7 @@ def _philox_keep_bits(key, counter, like, threshold, field_bits, fields):
     """
     per_block = 4 * fields
     blocks = (tf.size(like, out_type=tf.int64) + per_block - 1) // per_block
-    words = _philox_words(key, counter, tf.cast(tf.range(blocks), tf.uint64))
+    words = _philox_words(key, counter, tf.cast(tf.range(blocks) + first_block, tf.uint64))
     bits = tf.zeros_like(words[0], tf.uint8)
     for k, word in enumerate(words):
         for f in range(fields):
@@ -139,10 +155,13 @@ def _kept(word, shift, field_bits, threshold):
     return tf.cast(field >= tf.constant(threshold, tf.uint64), tf.uint8)
 
 
-def _philox_keep_rows(key, counter, like, full_length, threshold, field_bits, fields):
+def _philox_keep_rows(key, counter, like, full_length, threshold, field_bits, fields,
+                      first_row):
     """Keep flags (uint8 0 or 1, one per byte) of `like`'s elements, `like` being
     the first `n` positions along axis -2 of a tensor whose axis -2 has
-    `full_length`: that tensor's `_philox_keep_bits` at those positions.
+    `full_length`: that tensor's `_philox_keep_bits` at those positions. `like`'s
+    leading positions (all axes before -2, flattened) start at `first_row` of
+    that tensor's (a replica's share of a global batch).
 
     Each element's Philox block is computed alone (a handful of rows: the
     [CLS]-only top layer's), so the blocks of the other rows are never drawn.
@@ -151,7 +170,7 @@ def _philox_keep_rows(key, counter, like, full_length, threshold, field_bits, fi
     row = tf.cast(shape[-2] * shape[-1], tf.uint64)          # n positions of the last axis
     full_row = tf.cast(full_length, tf.uint64) * tf.cast(shape[-1], tf.uint64)
     i = tf.cast(tf.range(tf.size(like, out_type=tf.int64)), tf.uint64)
-    element = i // row * full_row + i % row                  # its index in the whole tensor
+    element = (i // row + tf.cast(first_row, tf.uint64)) * full_row + i % row  # in the whole
     per_block = tf.constant(4 * fields, tf.uint64)
     words = _philox_words(key, counter, element // per_block)
     slot = element % per_block
@@ -231,11 +250,45 @@ def keep_bits(like, rate, seed, dtype=None, fast=False, full_length=None):
         key, counter = gen_stateless_random_ops_v2.stateless_random_get_key_counter(
             keras_seed(seed))
         scale = tf.constant(1 / (1 - rate), dtype)
-    if full_length is not None:
-        return KeepMask(_KEEP_ROWS(key, counter, like, full_length, threshold, field_bits,
-                                   fields), 1, scale)
-    return KeepMask(_KEEP_BITS(key, counter, like, threshold, field_bits, fields),
-                    4 * fields, scale)
+    replica, replicas = replica_position()
+    per_block = 4 * fields
+    if full_length is None and replicas == 1:
+        return KeepMask(_KEEP_BITS(key, counter, like, threshold, field_bits, fields, 0),
+                        per_block, scale)
+    # A replica's share of a global batch: the global tensor's mask at its rows.
+    shape = tf.shape(like, out_type=tf.int64)
+    size = tf.size(like, out_type=tf.int64)
+    known = math.prod(d for d in like.shape.as_list() if d is not None)
+    if full_length is None and known % per_block == 0:   # whole Philox blocks per replica
+        first_block = tf.cast(replica, tf.int64) * (size // per_block)
+        return KeepMask(_KEEP_BITS(key, counter, like, threshold, field_bits, fields,
+                                   first_block), per_block, scale)
+    leading = size // (shape[-2] * shape[-1])
+    length = shape[-2] if full_length is None else full_length
+    return KeepMask(_KEEP_ROWS(key, counter, like, length, threshold, field_bits, fields,
+                               tf.cast(replica, tf.int64) * leading), 1, scale)
+
+
+def replica_seed(seed):
+    """`seed` for this replica's TensorFlow dropout kernels: its own stream when
+    several replicas run a step (they read one seed generator, and would
+    otherwise drop the same positions of their shares); `seed` itself on one."""
+    replica, replicas = replica_position()
+    if replicas == 1:
+        return seed
+    shift = tf.cast(replica, seed.dtype) * tf.constant(_REPLICA_SEED_STRIDE, seed.dtype)
+    return seed + tf.stack([shift, tf.zeros([], seed.dtype)])
+
+
+def replica_position():
+    """`(replica id, replicas in sync)` of the replica context this runs in: `(0, 1)`
+    outside a multi-replica step. Replicas hold equal, consecutive shares of each
+    global batch (`input_pipeline.split_by_replica`), so `keep_bits` draws for a
+    replica the global batch's mask at its rows, the mask one device would draw."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return 0, 1
+    return context.replica_id_in_sync_group, context.num_replicas_in_sync
 
 
 def compiled_dropout(x, rate, seed, fast=False, full_length=None):

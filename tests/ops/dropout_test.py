@@ -67,7 +67,7 @@ def test_philox_counter_carries_as_tensorflows():
     uniform = gen_stateless_random_ops_v2.stateless_random_uniform_v2(
         [8, 5], key=key, counter=counter, alg=1, dtype=tf.float32)
     threshold, mantissa_bits = dropout.keep_threshold(0.5, tf.float32)
-    bits = dropout._KEEP_BITS(key, counter, like, threshold, mantissa_bits, 1)  # pylint: disable=protected-access
+    bits = dropout._KEEP_BITS(key, counter, like, threshold, mantissa_bits, 1, 0)  # pylint: disable=protected-access
     assert bits.shape == (10,) and bits.dtype == tf.uint8
     np.testing.assert_array_equal(dropout.unpack_keep(bits, [8, 5], 4).numpy(),
                                   (uniform >= 0.5).numpy())
@@ -234,3 +234,52 @@ def test_the_setting_reaches_every_encoder_dropout(fast, monkeypatch):
     # probabilities' own in each layer.
     assert sorted(calls) == sorted([("compiled_dropout", fast)] * (1 + 2 * 2)
                                    + [("dropped_attention", fast)] * 2)
+
+
+def _per_replica(make_layer, x, state, **call_kwargs):
+    """A layer from `make_layer`, built under a strategy of two replicas (conftest's two
+    logical CPUs, the layer's variables mirrored as the trainer's), on `x` split
+    between them from seed `state`: the replicas' outputs concatenated in replica order."""
+    cpus = tf.config.list_logical_devices("CPU")
+    assert len(cpus) >= 2, f"conftest could not configure two logical CPUs: {cpus}"
+    strategy = tf.distribute.MirroredStrategy([d.name for d in cpus[:2]])
+    with strategy.scope():
+        layer = make_layer()
+        layer.seed_generator.state.assign(state)
+    shares = tf.split(x, 2)
+
+    @tf.function
+    def step():
+        def share(context):
+            return tf.gather(tf.stack(shares), context.replica_id_in_sync_group)
+
+        inputs = strategy.experimental_distribute_values_from_function(share)
+        return strategy.run(lambda v: layer(v, training=True, **call_kwargs), args=(inputs,))
+
+    return tf.concat(strategy.experimental_local_results(step()), 0)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("shape,full_length", [((8, 6, 16), None), ((4, 3, 5), None),
+                                               ((8, 1, 16), 6)])
+def test_replicas_draw_the_global_batchs_mask(shape, full_length, fast):
+    """Two replicas holding halves of a batch drop what one device drops for the
+    whole batch (aligned Philox blocks, a size that is not, the [CLS]-only rows),
+    where TensorFlow's kernels would drop the same positions of both halves."""
+    x = tf.constant(np.random.default_rng(0).normal(size=shape), tf.float32)
+    make = lambda: dropout.Dropout(0.3, seed=5)  # noqa: E731
+    with settings.use(fast_dropout=fast):
+        layer = make()
+        layer.seed_generator.state.assign([5, 11])
+        one = layer(x, training=True, full_length=full_length)
+        two = _per_replica(make, x, [5, 11], full_length=full_length)
+    np.testing.assert_array_equal(_bits(two), _bits(one))
+    assert (two.numpy() == 0).any()
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_replicas_do_not_share_masks(compiled):
+    x = tf.ones((8, 6, 16))
+    with settings.use(compiled_masks=compiled):
+        halves = tf.split(_per_replica(lambda: dropout.Dropout(0.5, seed=5), x, [5, 11]), 2)
+    assert not np.array_equal(halves[0].numpy(), halves[1].numpy())

@@ -154,6 +154,21 @@ def test_mirrored_on_two_cpus_matches_one_device(tiny, tmp_path):
                          rtol=1e-4, atol=1e-6)
 
 
+def test_mirrored_with_dropout_draws_one_devices_masks(tiny, tmp_path):
+    """Two replicas drop out what one device drops for the whole batch, so training
+    with dropout is the same step up to float rounding (`dropout.keep_bits`)."""
+    cpus = tf.config.list_logical_devices("CPU")
+    assert len(cpus) >= 2, f"conftest could not configure two logical CPUs: {cpus}"
+    config = _config(tiny, do_eval=True, max_train_steps=4)
+    one = trainer.run(config, str(tmp_path / "one"),
+                      strategy=tf.distribute.OneDeviceStrategy(cpus[0].name))
+    two = trainer.run(config, str(tmp_path / "two"),
+                      strategy=tf.distribute.MirroredStrategy([d.name for d in cpus[:2]]))
+    assert two["eval_loss"] == pytest.approx(one["eval_loss"], rel=1e-5)
+    assert_same_weights(run_weights(tmp_path / "one"), run_weights(tmp_path / "two"),
+                         rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("tuning,kwargs", [("full", {}), ("top_k", dict(num_tuned_layers=1)),
                                            ("layer_norm", {})])
 def test_other_tuning_modes_store_what_they_train(tiny, tmp_path, tuning, kwargs):
