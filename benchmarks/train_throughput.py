@@ -32,7 +32,11 @@ of the compiled Philox loop (the same masks and values, slower), or
 float32 kernels (`--bf16_matmuls`; the default "auto" takes float32 kernels
 on Intel CPUs with AVX-512 BF16 and no AMX, `bert_adapters/ops/settings.py`),
 or `full_top_layer` with the top layer computed at every position
-(`--nocls_only_top_layer`; the default computes it at [CLS] only); options
+(`--nocls_only_top_layer`; the default computes it at [CLS] only), or
+`cpu_replicas` with a replica per core (MirroredStrategy over one logical
+CPU device per core, each op on one thread; each replica draws the masks one
+device would for its rows, `ops.dropout`; "matmul share" then divides by a
+one-thread matmul rate); options
 joined by "+" (`full_top_layer+fast_dropout`)
 run together. The options select the ops' `settings` as the
 trainer does.
@@ -141,7 +145,7 @@ def load_features(data, batch_size, total):
 
 
 OPTIONS = ("default", "fast_dropout", "jit_compile", "stock_dropout", "bf16_kernels",
-           "fp32_kernels", "full_top_layer")
+           "fp32_kernels", "full_top_layer", "cpu_replicas")
 
 
 def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="default",
@@ -152,6 +156,8 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
     from bert_adapters.ops import settings
 
     chosen = set(option.split("+"))   # names checked by main()
+    if "cpu_replicas" in chosen:
+        _one_replica_per_core()
     kernels = [k for k in ("bf16_kernels", "fp32_kernels") if k in chosen]
     op_settings = settings.Settings(
         fast_dropout="fast_dropout" in chosen, compiled_masks="stock_dropout" not in chosen,
@@ -160,6 +166,20 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
     with settings.use(op_settings):
         return _measure(tuning, precision, padding, data, steps, warmup, batch_size, option,
                         adapter_layers or None)
+
+
+def _one_replica_per_core():
+    """The CPU as one logical device per core, each op on one thread: `_measure` then
+    trains a replica per core (MirroredStrategy), each on its share of the batch.
+    Before TensorFlow has made its devices."""
+    import tensorflow as tf
+
+    cores = os.cpu_count()
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * cores)
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(cores)
 
 
 def _measure(tuning, precision, padding, data, steps, warmup, batch_size, option,
@@ -177,7 +197,9 @@ def _measure(tuning, precision, padding, data, steps, warmup, batch_size, option
 
     keras.config.set_dtype_policy({"fp32": "float32", "bf16": "mixed_bfloat16"}[precision])
     keras.utils.set_random_seed(0)
-    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    strategy = (tf.distribute.MirroredStrategy(cpus) if len(cpus) > 1 else
+                tf.distribute.OneDeviceStrategy("/cpu:0"))
     total = warmup + steps
     features, labels = load_features(data, batch_size, total)
     lengths = input_pipeline.sequence_lengths(features)
