@@ -138,28 +138,16 @@ def test_same_seed_same_result_and_interrupted_run_resumes_identically(tiny, tmp
                            run_weights(tmp_path / "d")["head/kernel"])
 
 
-def test_mirrored_on_two_cpus_matches_one_device(tiny, tmp_path):
+@pytest.mark.parametrize("dropout", [False, True])
+def test_mirrored_on_two_cpus_matches_one_device(tiny, tmp_path, dropout):
+    """With dropout too: two replicas drop out what one device drops for the whole
+    batch (`ops.dropout.keep_bits`), so the step is the same up to float rounding."""
     cpus = tf.config.list_logical_devices("CPU")
     # conftest splits the CPU in two before TensorFlow starts; if that failed
     # (something initialised TensorFlow's devices first), this is a failure.
     assert len(cpus) >= 2, f"conftest could not configure two logical CPUs: {cpus}"
-    config = _config(tiny, encoder=tiny["no_dropout"], head_dropout=0.0, do_eval=True,
-                     max_train_steps=4)
-    one = trainer.run(config, str(tmp_path / "one"),
-                      strategy=tf.distribute.OneDeviceStrategy(cpus[0].name))
-    two = trainer.run(config, str(tmp_path / "two"),
-                      strategy=tf.distribute.MirroredStrategy([d.name for d in cpus[:2]]))
-    assert two["eval_loss"] == pytest.approx(one["eval_loss"], rel=1e-5)
-    assert_same_weights(run_weights(tmp_path / "one"), run_weights(tmp_path / "two"),
-                         rtol=1e-4, atol=1e-6)
-
-
-def test_mirrored_with_dropout_draws_one_devices_masks(tiny, tmp_path):
-    """Two replicas drop out what one device drops for the whole batch, so training
-    with dropout is the same step up to float rounding (`dropout.keep_bits`)."""
-    cpus = tf.config.list_logical_devices("CPU")
-    assert len(cpus) >= 2, f"conftest could not configure two logical CPUs: {cpus}"
-    config = _config(tiny, do_eval=True, max_train_steps=4)
+    quiet = {} if dropout else dict(encoder=tiny["no_dropout"], head_dropout=0.0)
+    config = _config(tiny, do_eval=True, max_train_steps=4, **quiet)
     one = trainer.run(config, str(tmp_path / "one"),
                       strategy=tf.distribute.OneDeviceStrategy(cpus[0].name))
     two = trainer.run(config, str(tmp_path / "two"),
