@@ -87,7 +87,8 @@ class Dropout(keras.layers.Dropout):
                                     fast=settings.fast_dropout(), full_length=full_length)
         _, replicas = replica_position()
         if full_length is not None:
-            return leading_rows_dropout(inputs, self.rate, replica_seed(self.seed_generator.next()),
+            return leading_rows_dropout(inputs, self.rate,
+                                        replica_seed(self.seed_generator.next()),
                                         full_length, fast=settings.fast_dropout())
         if settings.fast_dropout():
             return fast_dropout(inputs, self.rate, replica_seed(self.seed_generator.next()))
@@ -263,6 +264,8 @@ def keep_bits(like, rate, seed, dtype=None, fast=False, full_length=None):
         first_block = tf.cast(replica, tf.int64) * (size // per_block)
         return KeepMask(_KEEP_BITS(key, counter, like, threshold, field_bits, fields,
                                    first_block), per_block, scale)
+    if like.shape.rank == 1:   # rows of one element each
+        like, shape = tf.reshape(like, [-1, 1]), tf.stack([size, 1])
     leading = size // (shape[-2] * shape[-1])
     length = shape[-2] if full_length is None else full_length
     return KeepMask(_KEEP_ROWS(key, counter, like, length, threshold, field_bits, fields,

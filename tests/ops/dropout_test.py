@@ -261,7 +261,7 @@ def _per_replica(make_layer, x, state, **call_kwargs):
 
 @pytest.mark.parametrize("fast", [False, True])
 @pytest.mark.parametrize("shape,full_length", [((8, 6, 16), None), ((4, 3, 5), None),
-                                               ((8, 1, 16), 6)])
+                                               ((8, 1, 16), 6), ((18,), None)])
 def test_replicas_draw_the_global_batchs_mask(shape, full_length, fast):
     """Two replicas holding halves of a batch drop what one device drops for the
     whole batch (aligned Philox blocks, a size that is not, the [CLS]-only rows),
