@@ -21,9 +21,8 @@ step in a thread of its own, and every replica must make the same choices.
 On a GPU or TPU the CPU devices step aside (`on_accelerator`): dropout takes
 Keras' own kernels, GELUs their formula, bfloat16 matmuls bfloat16 kernels
 (under "auto") with their bias adds fused, and the compiled loops XLA's own
-conversions. They were built
-for and measured on CPUs, and an accelerator's compiler fuses elementwise
-work by itself. The hand-written gradients stay: they keep less activation
+conversions. They were built for and measured on CPUs, and an accelerator's
+compiler fuses elementwise work by itself. The hand-written gradients stay: they keep less activation
 memory on every device, and XLA compiles them for GPUs and TPUs too.
 """
 
