@@ -169,17 +169,12 @@ def worker(tuning, precision, padding, data, steps, warmup, batch_size, option="
 
 
 def _one_replica_per_core():
-    """The CPU as one logical device per core, each op on one thread: `_measure` then
-    trains a replica per core (MirroredStrategy), each on its share of the batch.
-    Before TensorFlow has made its devices."""
-    import tensorflow as tf
+    """The CPU as one logical device per core, each op on one thread (`--cpu_replicas`
+    of the runners): `_measure` then trains a replica per core (MirroredStrategy),
+    each on its share of the batch. Before TensorFlow has made its devices."""
+    from bert_adapters.training import distribution
 
-    cores = os.cpu_count()
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * cores)
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(cores)
+    distribution.split_cpu(distribution.cpu_cores())
 
 
 def _measure(tuning, precision, padding, data, steps, warmup, batch_size, option,

@@ -103,6 +103,11 @@ def define_common_flags(max_seq_length=128):
     flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (with "
                         "--distribution_strategy=tpu).")
     flags.DEFINE_integer("num_gpus", None, "GPUs to use (default: all visible).")
+    flags.DEFINE_string("cpu_replicas", "auto", "On a machine without GPUs: train this many "
+                        "replicas on the CPU, each on its share of every batch and its own "
+                        "core(s) (mirrored; the same dropout masks as one device). auto: one "
+                        "per core on CPUs of 2 to 4 cores when the batch sizes split evenly, "
+                        "else 1.")
     flags.DEFINE_enum("mixed_precision", None, ["bf16", "fp16"], "Mixed precision compute.")
     flags.DEFINE_enum("bf16_matmuls", "auto", ["auto", "bfloat16", "float32"], "With "
                       "--mixed_precision=bf16: run the dense layers' matmuls in bfloat16 "
@@ -360,9 +365,14 @@ def describe(config, output_dir):
                               else f" (k={config.num_tuned_layers})" if config.tuning == "top_k"
                               else "")
     base = config.encoder or config.init_checkpoint or f"the base of {config.task_dir}"
+    from bert_adapters.training import distribution
+
+    replicas = distribution.cpu_replicas_for(config)
+    hardware = (f"{replicas} CPU replicas" if replicas > 1 and config.distribution_strategy
+                in ("one_device", "mirrored") else config.distribution_strategy)
     return (f"{task}: {what.replace('do_', '')} | {tuning} on {base} | lr {config.learning_rate}, "
             f"{config.num_train_epochs:g} epochs, batch {config.train_batch_size}, length "
-            f"{config.max_seq_length}, {config.distribution_strategy} | -> {output_dir}")
+            f"{config.max_seq_length}, {hardware} | -> {output_dir}")
 
 
 def _listing(directory):

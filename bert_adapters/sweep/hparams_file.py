@@ -48,7 +48,8 @@ def config_class(runner=DEFAULT_RUNNER):
     return getattr(importlib.import_module(module), name)
 # One strategy serves every trial of a process (a TPU system is initialised
 # once), so the hardware cannot change from trial to trial.
-UNSWEEPABLE = ("distribution_strategy", "tpu", "tpu_zone", "gcp_project", "num_gpus")
+UNSWEEPABLE = ("distribution_strategy", "tpu", "tpu_zone", "gcp_project", "num_gpus",
+               "cpu_replicas")
 # Short names in trial names; other fields appear in full.
 SHORT_NAMES = {
     "learning_rate": "lr", "num_train_epochs": "ep", "adapter_size": "size",

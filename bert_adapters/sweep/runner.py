@@ -328,7 +328,8 @@ class Sweep:
     def get_strategy(self):
         """The trials' strategy, made once per process (a TPU is initialised once)."""
         if self.strategy is None:
-            self.strategy = distribution.strategy_from_config(self.trials[0].config)
+            self.strategy = distribution.strategy_from_config(
+                self.trials[0].config, also_for=[t.config for t in self.trials[1:]])
         return self.strategy
 
     def records(self):
@@ -408,7 +409,8 @@ def run_sweep(hparams_path, output_dir, defaults=None, explicit=None, overwrite=
     # The trials' strategy before anything touches TensorFlow's context (a
     # TPU or multi-worker strategy must come first). The chief runs no trial.
     if strategy is None and _role() != "chief":
-        strategy = distribution.strategy_from_config(trials[0].config)
+        strategy = distribution.strategy_from_config(
+            trials[0].config, also_for=[t.config for t in trials[1:]])
     if strategy is not None and distribution.is_multi_worker(strategy):
         raise ValueError(
             f"--hparams with --distribution_strategy=multi_worker_mirrored over "

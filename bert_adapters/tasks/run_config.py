@@ -7,7 +7,7 @@ names its task kind; `trainer.run` takes any of them.
 
 import dataclasses
 import os
-from typing import ClassVar, Optional, Tuple
+from typing import ClassVar, Optional, Tuple, Union
 
 from bert_adapters.model.layer_span import format_layer_span, parse_layer_span
 
@@ -96,6 +96,11 @@ class RunConfig:
     tpu_zone: Optional[str] = None
     gcp_project: Optional[str] = None
     num_gpus: Optional[int] = None
+    # Replicas trained on one machine's CPU, each on its share of every batch
+    # and its own core(s) (`distribution.split_cpu`); "auto": one per core on
+    # small CPUs (`distribution.cpu_replicas_for`). The same masks and, up to
+    # float rounding, the same run as one device.
+    cpu_replicas: Union[int, str] = 1
     mixed_precision: Optional[str] = None   # None, "bf16" or "fp16"
     # bfloat16 matmuls in bfloat16 kernels or through float32 ones (the same
     # operands, summed in float32 either way; "auto": float32 kernels on the
@@ -126,6 +131,7 @@ class RunConfig:
         # encoder checks the span against its layers.
         object.__setattr__(self, "adapter_layers",
                            format_layer_span(parse_layer_span(self.adapter_layers)))
+        object.__setattr__(self, "cpu_replicas", parse_cpu_replicas(self.cpu_replicas))
 
     def task_kind(self, artifact_config=None):
         """The `tasks.TaskKind` that runs these settings (subclasses say which)."""
@@ -145,3 +151,16 @@ class RunConfig:
             if obj.get(key) is not None:
                 obj[key] = tuple(obj[key])
         return cls(**obj)
+
+
+def parse_cpu_replicas(value):
+    """`--cpu_replicas`: a positive number (int or its text) or "auto"."""
+    if value == "auto":
+        return value
+    try:
+        replicas = int(value)
+    except (TypeError, ValueError):
+        replicas = 0
+    if replicas < 1 or str(value).strip() != str(replicas):
+        raise ValueError(f"--cpu_replicas={value!r}: expected a positive number or auto")
+    return replicas

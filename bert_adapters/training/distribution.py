@@ -25,6 +25,10 @@ import numpy as np
 import tensorflow as tf
 
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
+# `--cpu_replicas=auto` trains a replica per core on CPUs with this many cores
+# or fewer (measured on 2: docs/performance.md); larger CPUs keep one device
+# unless asked, as nothing measured says how many replicas suit them.
+AUTO_CPU_REPLICAS_MAX_CORES = 4
 # How long a worker waits for every worker of TF_CONFIG to start (TF's own
 # default is an hour); the environment variable overrides it.
 WORKER_WAIT_ENV = "BERT_ADAPTERS_WORKER_WAIT_SECONDS"
@@ -33,7 +37,8 @@ DEFAULT_WORKER_WAIT_SECONDS = 600
 MESSAGE_BYTES = 1024
 
 
-def get_strategy(name="one_device", tpu=None, num_gpus=None, tpu_zone=None, gcp_project=None):
+def get_strategy(name="one_device", tpu=None, num_gpus=None, tpu_zone=None, gcp_project=None,
+                 cpu_replicas=1):
     """Returns the strategy `name`.
 
     Args:
@@ -45,9 +50,20 @@ def get_strategy(name="one_device", tpu=None, num_gpus=None, tpu_zone=None, gcp_
             the CPU into two).
         tpu_zone, gcp_project: where to find a Cloud TPU by name (BERT's
             `--tpu_zone`, `--gcp_project`); None = from the metadata server.
+        cpu_replicas: with `one_device` or `mirrored` on a machine without
+            GPUs, train this many replicas on the CPU (`split_cpu`), mirrored;
+            1: the CPU as one device.
     """
     if name not in STRATEGIES:
         raise ValueError(f"Unknown distribution_strategy {name!r}: expected one of {STRATEGIES}")
+    if cpu_replicas != 1:
+        if name not in ("one_device", "mirrored"):
+            raise ValueError(f"--cpu_replicas={cpu_replicas} splits one machine's CPU: it works "
+                             f"with --distribution_strategy=one_device or mirrored, not {name}")
+        if tf.config.list_physical_devices("GPU"):
+            raise ValueError(f"--cpu_replicas={cpu_replicas} splits the CPU, but this machine "
+                             f"has GPUs: train on them (--distribution_strategy=mirrored)")
+        return new_mirrored_strategy(split_cpu(cpu_replicas))
     if name == "tpu":
         return _tpu_strategy(tpu, tpu_zone, gcp_project)
     if name == "multi_worker_mirrored":
@@ -80,11 +96,82 @@ def new_mirrored_strategy(devices):
 _KEY_SPACING = 10_000
 
 
-def strategy_from_config(config):
-    """`get_strategy` with a `RunConfig`'s hardware settings."""
+def strategy_from_config(config, also_for=()):
+    """`get_strategy` with a `RunConfig`'s hardware settings; `also_for`: the
+    other runs it will serve (a sweep's trials), whose batches must split too."""
     return get_strategy(config.distribution_strategy, config.tpu, config.num_gpus,
                         tpu_zone=getattr(config, "tpu_zone", None),
-                        gcp_project=getattr(config, "gcp_project", None))
+                        gcp_project=getattr(config, "gcp_project", None),
+                        cpu_replicas=cpu_replicas_for(config, also_for))
+
+
+# === Replicas on one CPU ===
+def cpu_cores():
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # Not Linux.
+        return os.cpu_count() or 1
+
+
+def cpu_replicas_for(config, also_for=()):
+    """How many CPU replicas `config.cpu_replicas` asks for: "auto" resolved here.
+
+    auto: a replica per core where that is known to help and can be done:
+    the run would otherwise train on one device, the machine has no GPU, it
+    has 2 to AUTO_CPU_REPLICAS_MAX_CORES cores, every batch the run uses
+    (in `config` and the configs `also_for`) splits evenly over them, and TensorFlow has not made its devices yet (a
+    notebook or a test that already ran TensorFlow keeps them). Else 1.
+    """
+    asked = getattr(config, "cpu_replicas", 1)
+    if asked != "auto":
+        return asked
+    cores = cpu_cores()
+    batches = []
+    for each in (config, *also_for):
+        batches += [each.train_batch_size] if each.do_train else []
+        batches += [each.eval_batch_size] if each.do_eval or each.do_predict else []
+    if (config.distribution_strategy != "one_device"
+            or not 2 <= cores <= AUTO_CPU_REPLICAS_MAX_CORES
+            or any(b % cores for b in batches)
+            or tf.config.list_physical_devices("GPU")
+            or _devices_made()):
+        return 1
+    return cores
+
+
+def split_cpu(replicas):
+    """The CPU as `replicas` logical devices, each op on cores/replicas threads; their names.
+
+    Must run before TensorFlow makes its devices: each replica then runs its
+    share of a step on its own core(s), with ops that stay on one thread
+    instead of every small op fanning out over all cores and waiting for
+    them. A process whose CPU is already split into `replicas` devices (the
+    tests split it in two) keeps that split.
+    """
+    if not isinstance(replicas, int) or replicas < 1:
+        raise ValueError(f"--cpu_replicas={replicas!r}: expected a positive number or auto")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    cores = cpu_cores()
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
+        tf.config.threading.set_intra_op_parallelism_threads(max(1, cores // replicas))
+        tf.config.threading.set_inter_op_parallelism_threads(max(cores, replicas))
+    except RuntimeError:
+        made = tf.config.list_logical_devices("CPU")
+        if len(made) != replicas:
+            raise ValueError(f"--cpu_replicas={replicas}: TensorFlow already made this "
+                             f"process's devices ({len(made)} CPU device(s)); the CPU can only "
+                             f"be split before TensorFlow's first op (a fresh process)") from None
+    return [d.name for d in tf.config.list_logical_devices("CPU")]
+
+
+def _devices_made():
+    """Whether TensorFlow has made this process's devices (they can no longer be split)."""
+    from tensorflow.python.eager import context  # pylint: disable=import-outside-toplevel
+
+    return context.context()._context_handle is not None  # pylint: disable=protected-access
 
 
 def _multi_worker_strategy(num_gpus):

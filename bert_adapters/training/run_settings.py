@@ -89,7 +89,7 @@ def merge_artifact_settings(config, artifact_config):
         adapter_layers=artifact_config.get("adapter_layers"))
 
 
-def write_run_config(output_dir, config, encoder, fingerprint, kind, write=True):
+def write_run_config(output_dir, config, encoder, fingerprint, kind, write=True, replicas=1):
     """Writes run_config.json (if `write`); a resumed run must not change training settings.
 
     A run that does not train keeps the record of a training run already in
@@ -110,6 +110,7 @@ def write_run_config(output_dir, config, encoder, fingerprint, kind, write=True)
         record["bf16_matmul_kernels"] = ("float32" if op_settings.float32_matmuls(tf.bfloat16)
                                          else "bfloat16")
     record["op_settings"] = op_settings.describe()  # What the ops chose for these devices.
+    record["replicas_in_sync"] = replicas  # What --cpu_replicas=auto chose, for one.
     if io_utils.exists(path) and config.do_train:
         _check_unchanged(path, io_utils.read_json(path), record, type(config).TRAINING_FIELDS)
     if write:

@@ -183,7 +183,8 @@ def _record_run(config, output_dir, strategy, model, encoder, kind, fingerprint)
     error = None
     try:
         run_settings.write_run_config(output_dir, config, encoder, fingerprint, kind,
-                                  write=distribution.is_chief(strategy))
+                                      write=distribution.is_chief(strategy),
+                                      replicas=strategy.num_replicas_in_sync)
     except Exception as err:  # pylint: disable=broad-except
         error = err
     workers.agree_or_raise(strategy, fingerprint, "loaded different base encoders",

@@ -45,7 +45,7 @@ TRAINING_ONLY_FIELDS = (
     "weight_decay", "seed", "max_train_steps", "group_by_length", "mixed_precision",
     "jit_compile", "iterations_per_loop", "save_checkpoints_steps", "log_every_steps",
     "head_dropout", "pack_sequences", "fast_dropout", "bf16_matmuls", "distribution_strategy",
-    "num_gpus", "tpu", "tpu_zone", "gcp_project", "task_dir", "adapter_layers",
+    "num_gpus", "cpu_replicas", "tpu", "tpu_zone", "gcp_project", "task_dir", "adapter_layers",
     "cls_only_top_layer")
 # Settings that shape the model, its optimiser and their traced functions
 # (what may differ between trials sharing them: learning rate, epochs,
