@@ -3,7 +3,8 @@
 Trains adapters (size 64) plus the LayerNorms and a classifier head on MRPC,
 leaving the 22.7M-parameter base frozen, then prints dev accuracy and F1 and
 the parameter report. Three epochs at a peak rate of 5e-4, in bfloat16 where
-the CPU runs it faster than float32: the first command a user runs should
+the CPU runs it faster than float32, a replica per core on small CPUs
+(`--cpu_replicas`): the first command a user runs should
 finish in a few minutes (docs/performance.md has its time per CPU). GLUE
 files come from `--glue_dir` (the Makefile passes `$GLUE_DIR`, by default
 ../shared/data/glue when it exists); without it the data is read from TFDS.
@@ -22,7 +23,7 @@ from bert_adapters.cli import terminal
 from bert_adapters.model import trainable
 from bert_adapters.ops import host
 from bert_adapters.cli.flags import parse_flags
-from bert_adapters.training import trainer
+from bert_adapters.training import distribution, trainer
 from bert_adapters.tasks.classification import ClassifierConfig as RunConfig
 
 flags.DEFINE_string("glue_dir", None, "GLUE root (holding MRPC/) or MRPC folder; empty: TFDS.")
@@ -32,6 +33,8 @@ flags.DEFINE_float("learning_rate", 5e-4, "Peak learning rate.")
 flags.DEFINE_enum("precision", "auto", ["auto", "bf16", "fp32"], "auto: bf16 where this CPU "
                   "runs it faster than fp32 (AMX, or AVX-512 BF16 on AMD), else fp32.")
 flags.DEFINE_integer("max_train_steps", None, "Cap on steps (smoke runs).")
+flags.DEFINE_string("cpu_replicas", "auto", "Replicas on the CPU (run_classifier.py's flag): "
+                    "auto: one per core on CPUs of 2 to 4 cores.")
 FLAGS = flags.FLAGS
 
 
@@ -70,21 +73,28 @@ def show_encoder():
 def main(argv):
     del argv
     terminal.setup_cli(FLAGS.verbosity)
-    show_encoder()
     precision = FLAGS.precision
     if precision == "auto":
         precision = "bf16" if host.bf16_faster_than_fp32() else "fp32"
+    try:
+        config = RunConfig(
+            task_name="MRPC", data_dir=FLAGS.glue_dir or None, encoder="minilm_l6",
+            tuning="adapters", adapter_size=64, learning_rate=FLAGS.learning_rate,
+            num_train_epochs=FLAGS.num_train_epochs, max_train_steps=FLAGS.max_train_steps,
+            mixed_precision="bf16" if precision == "bf16" else None,
+            group_by_length=True, do_train=True, do_eval=True, cpu_replicas=FLAGS.cpu_replicas)
+        # Before the encoder's first op: the CPU can only be split before it.
+        strategy = distribution.strategy_from_config(config)
+    except ValueError as err:
+        terminal.fail("demo", err)
+    show_encoder()
     how = "chosen for this CPU" if FLAGS.precision == "auto" else "as asked"
-    print(f"Training in {precision} ({how}: {host.cpu_description()})")
-    config = RunConfig(
-        task_name="MRPC", data_dir=FLAGS.glue_dir or None, encoder="minilm_l6",
-        tuning="adapters", adapter_size=64, learning_rate=FLAGS.learning_rate,
-        num_train_epochs=FLAGS.num_train_epochs, max_train_steps=FLAGS.max_train_steps,
-        mixed_precision="bf16" if precision == "bf16" else None,
-        group_by_length=True, do_train=True, do_eval=True)
+    replicas = strategy.num_replicas_in_sync
+    print(f"Training in {precision} ({how}: {host.cpu_description()})"
+          + (f", {replicas} replicas, one per core" if replicas > 1 else ""))
     started = time.time()
     try:
-        results = trainer.run(config, FLAGS.output_dir)
+        results = trainer.run(config, FLAGS.output_dir, strategy=strategy)
     except (ValueError, OSError) as err:
         terminal.fail("demo", err)
     params = io_utils.read_json(os.path.join(FLAGS.output_dir, trainer.PARAMS_FILE))

@@ -1,5 +1,6 @@
 """`make demo`'s command: the embedded encoder on MRPC, a few steps, its report."""
 
+import json
 import re
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import sys
 import pytest
 
 from bert_adapters.ops import host
+from bert_adapters.training import distribution
 from conftest import REPO_ROOT, require_data
 
 
@@ -27,3 +29,10 @@ def test_the_demo_trains_and_reports(tmp_path):
     assert found and 0 < float(found.group(1)) <= 100, out
     assert "trained: 605,954 of 22,713,216 base parameters (2.67%)" in out, out
     assert (tmp_path / "demo" / "eval_results.json").exists()
+    # A replica per core on a small CPU (distribution_test covers the choice).
+    cores = distribution.cpu_cores()
+    replicas = cores if 2 <= cores <= distribution.AUTO_CPU_REPLICAS_MAX_CORES \
+        and 32 % cores == 0 else 1
+    record = json.loads((tmp_path / "demo" / "run_config.json").read_text())
+    assert record["replicas_in_sync"] == replicas
+    assert (f", {replicas} replicas, one per core" in out) == (replicas > 1), out
