@@ -368,8 +368,7 @@ def describe(config, output_dir):
     from bert_adapters.training import distribution
 
     replicas = distribution.cpu_replicas_for(config)
-    hardware = (f"{replicas} CPU replicas" if replicas > 1 and config.distribution_strategy
-                in ("one_device", "mirrored") else config.distribution_strategy)
+    hardware = f"{replicas} CPU replicas" if replicas > 1 else config.distribution_strategy
     return (f"{task}: {what.replace('do_', '')} | {tuning} on {base} | lr {config.learning_rate}, "
             f"{config.num_train_epochs:g} epochs, batch {config.train_batch_size}, length "
             f"{config.max_seq_length}, {hardware} | -> {output_dir}")

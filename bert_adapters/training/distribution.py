@@ -119,9 +119,10 @@ def cpu_replicas_for(config, also_for=()):
 
     auto: a replica per core where that is known to help and can be done:
     the run would otherwise train on one device, the machine has no GPU, it
-    has 2 to AUTO_CPU_REPLICAS_MAX_CORES cores, every batch the run uses
-    (in `config` and the configs `also_for`) splits evenly over them, and TensorFlow has not made its devices yet (a
-    notebook or a test that already ran TensorFlow keeps them). Else 1.
+    has 2 to AUTO_CPU_REPLICAS_MAX_CORES cores, every batch the run uses (in
+    `config` and in the configs `also_for`) splits evenly over them, and
+    TensorFlow has not made its devices yet (a notebook or a test that
+    already ran TensorFlow keeps them). Else 1.
     """
     asked = getattr(config, "cpu_replicas", 1)
     if asked != "auto":
