@@ -106,8 +106,8 @@ def define_common_flags(max_seq_length=128):
     flags.DEFINE_string("cpu_replicas", "auto", "On a machine without GPUs: train this many "
                         "replicas on the CPU, each on its share of every batch and its own "
                         "core(s) (mirrored; the same dropout masks as one device). auto: one "
-                        "per core on CPUs of 2 to 4 cores when the batch sizes split evenly, "
-                        "else 1.")
+                        "per core on CPUs of 2 to 4 cores for adapters or LayerNorm tuning when "
+                        "the batch sizes split evenly, else 1.")
     flags.DEFINE_enum("mixed_precision", None, ["bf16", "fp16"], "Mixed precision compute.")
     flags.DEFINE_enum("bf16_matmuls", "auto", ["auto", "bfloat16", "float32"], "With "
                       "--mixed_precision=bf16: run the dense layers' matmuls in bfloat16 "

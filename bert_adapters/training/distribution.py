@@ -118,8 +118,10 @@ def cpu_replicas_for(config, also_for=()):
     """How many CPU replicas `config.cpu_replicas` asks for: "auto" resolved here.
 
     auto: a replica per core where that is known to help and can be done:
-    the run would otherwise train on one device, the machine has no GPU, it
-    has 2 to AUTO_CPU_REPLICAS_MAX_CORES cores, every batch the run uses (in
+    the run would otherwise train on one device, it trains a small part of
+    the model (adapters or LayerNorms: replicas summing the gradients of
+    every weight made full fine-tuning's bf16 steps slower), the machine has
+    no GPU, it has 2 to AUTO_CPU_REPLICAS_MAX_CORES cores, every batch the run uses (in
     `config` and in the configs `also_for`) splits evenly over them, and
     TensorFlow has not made its devices yet (a notebook or a test that
     already ran TensorFlow keeps them). Else 1.
@@ -133,6 +135,7 @@ def cpu_replicas_for(config, also_for=()):
         batches += [each.train_batch_size] if each.do_train else []
         batches += [each.eval_batch_size] if each.do_eval or each.do_predict else []
     if (config.distribution_strategy != "one_device"
+            or any(each.tuning in ("full", "top_k") for each in (config, *also_for))
             or not 2 <= cores <= AUTO_CPU_REPLICAS_MAX_CORES
             or any(b % cores for b in batches)
             or tf.config.list_physical_devices("GPU")

@@ -84,6 +84,11 @@ def test_auto_cpu_replicas_take_a_core_each_where_they_can(monkeypatch):
     assert distribution.cpu_replicas_for(_config(eval_batch_size=9)) == 1
     assert distribution.cpu_replicas_for(_config(do_eval=False, eval_batch_size=9)) == 2
     assert distribution.cpu_replicas_for(_config(), also_for=[_config(train_batch_size=5)]) == 1
+    # Runs that train every weight (or whole layers) keep one device.
+    assert distribution.cpu_replicas_for(_config(tuning="layer_norm")) == 2
+    assert distribution.cpu_replicas_for(_config(tuning="full")) == 1
+    assert distribution.cpu_replicas_for(_config(tuning="top_k", num_tuned_layers=2)) == 1
+    assert distribution.cpu_replicas_for(_config(), also_for=[_config(tuning="full")]) == 1
     # Another strategy, a large CPU (unmeasured), one core.
     assert distribution.cpu_replicas_for(_config(distribution_strategy="mirrored")) == 1
     for cores in (1, distribution.AUTO_CPU_REPLICAS_MAX_CORES + 1):
